@@ -1,0 +1,240 @@
+//! Command line. Every flag can also be set from the environment variable named in `--help`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, ValueEnum};
+use p2p_router::workload::{ConsumerCost, WorkloadConfig};
+
+use crate::recorder::RecorderConfig;
+
+/// The exporter's documented default port.
+pub const DEFAULT_PORT: u16 = 9730;
+
+/// Sidecar exporter for a node's P2P event router: serves Prometheus metrics on router lag,
+/// channel usage, duplicate inventory, message rates, peers and blocks.
+///
+/// With no node attached it runs the embedded reference router (a model of the node's router with
+/// its 2048-event broadcast channel) under a testnet-like workload. Push it into lag by raising
+/// --peers, --rate, --block-cost or --message-cost, or by lowering --capacity.
+#[derive(Parser, Debug)]
+#[command(name = "p2p-exporter", version, max_term_width = 100)]
+pub struct Cli {
+    /// Address to serve /metrics on.
+    #[arg(long, env = "P2P_EXPORTER_LISTEN", default_value_t = SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)))]
+    pub listen: SocketAddr,
+
+    /// Log filter: a level (error, warn, info, debug, trace) or tracing directives.
+    #[arg(long, env = "P2P_EXPORTER_LOG", default_value = "info")]
+    pub log_level: String,
+
+    #[arg(long, env = "P2P_EXPORTER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    #[command(flatten)]
+    pub router: RouterArgs,
+
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+
+    #[command(flatten)]
+    pub consumer: ConsumerArgs,
+
+    #[command(flatten)]
+    pub exporter: ExporterArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args, Debug)]
+#[command(next_help_heading = "Embedded router")]
+pub struct RouterArgs {
+    /// Capacity of the router's event channel (the node's EVENT_CHANNEL_SIZE).
+    #[arg(long, env = "P2P_CAPACITY", default_value_t = 2048, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub capacity: u32,
+
+    /// Peers the router accepts; registrations past it are refused and counted.
+    #[arg(long, env = "P2P_MAX_PEERS", default_value_t = 125)]
+    pub max_peers: usize,
+}
+
+#[derive(Args, Debug)]
+#[command(next_help_heading = "Workload")]
+pub struct WorkloadArgs {
+    /// Simulated peers.
+    #[arg(long, env = "P2P_PEERS", default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub peers: u32,
+
+    /// Mean messages per second per peer; each peer draws its own rate in 0.6x..1.4x of it.
+    #[arg(long, env = "P2P_RATE", default_value_t = 35.0, value_parser = non_negative)]
+    pub rate: f64,
+
+    /// Fraction of inv messages that re-announce items other peers announced in the last 4 s.
+    #[arg(long, env = "P2P_DUPLICATE_RATIO", default_value_t = 0.35, value_parser = ratio)]
+    pub duplicate_ratio: f64,
+
+    /// Time between new blocks.
+    #[arg(long, env = "P2P_BLOCK_INTERVAL", default_value = "10s", value_parser = positive_duration)]
+    pub block_interval: Duration,
+
+    /// Bytes per block payload.
+    #[arg(long, env = "P2P_BLOCK_SIZE", default_value_t = 16 * 1024)]
+    pub block_size: usize,
+
+    /// Time between sync bursts, when one peer sends a run of blocks back to back.
+    #[arg(long, env = "P2P_SYNC_BURST_EVERY", default_value = "120s", value_parser = positive_duration)]
+    pub sync_burst_every: Duration,
+
+    /// Blocks in each sync burst.
+    #[arg(long, env = "P2P_SYNC_BURST_BLOCKS", default_value_t = 50)]
+    pub sync_burst_blocks: usize,
+
+    /// Time between peer replacements (one peer leaves, another joins).
+    #[arg(long, env = "P2P_CHURN_EVERY", default_value = "90m", value_parser = positive_duration)]
+    pub churn_every: Duration,
+
+    /// Seed of the workload's random choices.
+    #[arg(long, env = "P2P_SEED", default_value_t = 1)]
+    pub seed: u64,
+}
+
+#[derive(Args, Debug)]
+#[command(next_help_heading = "Consumer loop (the node's event handler)")]
+pub struct ConsumerArgs {
+    /// Processing time per block (validation with post-quantum signatures).
+    #[arg(long, env = "P2P_BLOCK_COST", default_value = "3ms", value_parser = duration)]
+    pub block_cost: Duration,
+
+    /// Processing time per other message or peer event.
+    #[arg(long, env = "P2P_MESSAGE_COST", default_value = "25us", value_parser = duration)]
+    pub message_cost: Duration,
+}
+
+#[derive(Args, Debug)]
+#[command(next_help_heading = "Exporter")]
+pub struct ExporterArgs {
+    /// Window in which an inv item seen again counts as a duplicate (the seed's 5 s).
+    #[arg(long, env = "P2P_DEDUP_TTL", default_value = "5s", value_parser = positive_duration)]
+    pub dedup_ttl: Duration,
+
+    /// Most inventory items the duplicate tracker remembers; past it the oldest are forgotten and
+    /// counted in p2p_inv_dedup_evictions_total.
+    #[arg(long, env = "P2P_DEDUP_MAX_ITEMS", default_value_t = 50_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub dedup_max_items: u32,
+
+    /// How far back p2p_event_channel_usage_peak_ratio looks (1s to 60s); keep it at least your
+    /// scrape interval so no burst falls between two scrapes.
+    #[arg(long, env = "P2P_PEAK_WINDOW", default_value = "30s", value_parser = peak_window)]
+    pub peak_window: Duration,
+}
+
+impl Cli {
+    pub fn workload(&self) -> WorkloadConfig {
+        let w = &self.workload;
+        WorkloadConfig {
+            peers: w.peers as usize,
+            rate_per_peer: w.rate,
+            duplicate_ratio: w.duplicate_ratio,
+            block_interval: w.block_interval,
+            block_size: w.block_size,
+            sync_burst_every: w.sync_burst_every,
+            sync_burst_blocks: w.sync_burst_blocks,
+            churn_every: w.churn_every,
+            seed: w.seed,
+            ..WorkloadConfig::default()
+        }
+    }
+
+    pub fn consumer_cost(&self) -> ConsumerCost {
+        ConsumerCost {
+            block: self.consumer.block_cost,
+            message: self.consumer.message_cost,
+        }
+    }
+
+    pub fn recorder(&self) -> RecorderConfig {
+        RecorderConfig {
+            dedup_ttl: self.exporter.dedup_ttl,
+            dedup_max_items: self.exporter.dedup_max_items as usize,
+            peak_window: self.exporter.peak_window,
+            ..RecorderConfig::default()
+        }
+    }
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 250us, 3ms, 10s, 5m)"))
+}
+
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    match duration(text)? {
+        d if d.is_zero() => Err("must be longer than zero".into()),
+        d => Ok(d),
+    }
+}
+
+fn peak_window(text: &str) -> Result<Duration, String> {
+    match duration(text)? {
+        d if (1..=60).contains(&d.as_secs()) && d.subsec_nanos() == 0 => Ok(d),
+        _ => Err("must be a whole number of seconds from 1s to 60s".into()),
+    }
+}
+
+fn non_negative(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err("must be a number >= 0".into()),
+    }
+}
+
+fn ratio(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err("must be a number from 0 to 1".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_are_the_seed_testnet() {
+        let cli = Cli::try_parse_from(["p2p-exporter"]).unwrap();
+        assert_eq!(cli.listen, SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)));
+        assert_eq!(cli.router.capacity, 2048);
+        let workload = cli.workload();
+        assert_eq!(workload.peers, 20);
+        assert_eq!(workload.rate_per_peer, 35.0);
+        assert_eq!(cli.recorder().dedup_ttl, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_reason() {
+        for args in [
+            ["--duplicate-ratio", "1.5"],
+            ["--rate", "-1"],
+            ["--capacity", "0"],
+            ["--peak-window", "90s"],
+            ["--block-cost", "fast"],
+            ["--listen", "localhost"],
+        ] {
+            let err = Cli::try_parse_from(["p2p-exporter", args[0], args[1]]).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{args:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! The sidecar exporter: observations from the node's router (or the embedded reference router)
+//! in, Prometheus metrics out.
+//!
+//! - [`recorder::Recorder`] is the core: an [`p2p_observe::Observer`] that owns every metric;
+//! - [`metrics::METRICS`] is the table of everything it serves;
+//! - [`http::app`] is the HTTP surface;
+//! - [`embedded`] starts the reference router, its workload and its consumer loop.
+
+pub mod cli;
+pub mod dedup;
+pub mod embedded;
+pub mod http;
+pub mod metrics;
+pub mod peak;
+pub mod recorder;
+pub mod resources;

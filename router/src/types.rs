@@ -1,0 +1,139 @@
+//! The node's P2P types, as its router exposes them.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+pub use p2p_observe::{InvType, InventoryItem, MessageKind};
+
+/// A peer's identity, shown as 16 hex digits like the node does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerId(pub u64);
+
+impl fmt::Display for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Inventory {
+    pub items: Vec<InventoryItem>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockHeader {
+    pub prev_hash: [u8; 32],
+    pub hash: [u8; 32],
+    pub height: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeAddr {
+    pub address: SocketAddr,
+    pub services: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionInfo {
+    pub protocol: u32,
+    pub best_height: u64,
+}
+
+/// A protocol message, one variant per message of the node's wire protocol.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NetMessage {
+    Version(VersionInfo),
+    VerAck,
+    GetHeaders {
+        locator: Vec<[u8; 32]>,
+        stop_hash: [u8; 32],
+    },
+    Headers(Vec<BlockHeader>),
+    Ping(u64),
+    Pong(u64),
+    GetAddr,
+    Addr(Vec<NodeAddr>),
+    Inv(Inventory),
+    GetData(Inventory),
+    Tx(Vec<u8>),
+    Block(Vec<u8>),
+    Reject {
+        code: u8,
+        reason: String,
+    },
+}
+
+impl NetMessage {
+    pub fn kind(&self) -> MessageKind {
+        match self {
+            NetMessage::Version(_) => MessageKind::Version,
+            NetMessage::VerAck => MessageKind::VerAck,
+            NetMessage::GetHeaders { .. } => MessageKind::GetHeaders,
+            NetMessage::Headers(_) => MessageKind::Headers,
+            NetMessage::Ping(_) => MessageKind::Ping,
+            NetMessage::Pong(_) => MessageKind::Pong,
+            NetMessage::GetAddr => MessageKind::GetAddr,
+            NetMessage::Addr(_) => MessageKind::Addr,
+            NetMessage::Inv(_) => MessageKind::Inv,
+            NetMessage::GetData(_) => MessageKind::GetData,
+            NetMessage::Tx(_) => MessageKind::Tx,
+            NetMessage::Block(_) => MessageKind::Block,
+            NetMessage::Reject { .. } => MessageKind::Reject,
+        }
+    }
+
+    /// The announced items when this is an `inv`; empty otherwise.
+    pub fn announced_items(&self) -> &[InventoryItem] {
+        match self {
+            NetMessage::Inv(inventory) => &inventory.items,
+            _ => &[],
+        }
+    }
+}
+
+/// What the router knows about a registered peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerSummary {
+    pub id: PeerId,
+    pub address: SocketAddr,
+    pub inbound: bool,
+    pub version: VersionInfo,
+}
+
+/// An event on the router's broadcast channel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PeerEvent {
+    Connected(PeerSummary),
+    Disconnected {
+        peer_id: PeerId,
+        reason: String,
+    },
+    Message {
+        peer_id: PeerId,
+        message: NetMessage,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_id_shows_as_16_hex_digits() {
+        assert_eq!(PeerId(0xab).to_string(), "00000000000000ab");
+        assert_eq!(PeerId(u64::MAX).to_string(), "ffffffffffffffff");
+    }
+
+    #[test]
+    fn only_inv_announces_items() {
+        let item = InventoryItem {
+            kind: InvType::Block,
+            hash: [1; 32],
+        };
+        let inv = NetMessage::Inv(Inventory { items: vec![item] });
+        let getdata = NetMessage::GetData(Inventory { items: vec![item] });
+        assert_eq!(inv.announced_items(), &[item]);
+        assert!(getdata.announced_items().is_empty());
+        assert_eq!(getdata.kind(), MessageKind::GetData);
+    }
+}
