@@ -1,1 +1,3 @@
+//! Integration tests, in one binary so they share one build and the helpers in `support`.
 
+mod support;

@@ -1,0 +1,326 @@
+//! Helpers shared by the integration tests: the exporter binary, real Prometheus, a tiny HTTP
+//! client, and exposition-format parsing.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Path of an external tool the tests run for real; fails with how to get it.
+pub fn require_tool(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| {
+            panic!("{name} is not on PATH: run ./scripts/test.sh, which installs it from Debian's packages")
+        })
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `probe` every 100 ms until it returns `Some`, or panics with `what` after `timeout`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A minimal HTTP/1.1 client: one request per connection.
+pub fn http(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\nContent-Type: application/x-www-form-urlencoded\r\n\r\n",
+        body.len()
+    )?;
+    stream.write_all(body)?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    Ok((status, body))
+}
+
+pub fn get(address: SocketAddr, path: &str) -> (u16, String) {
+    http(address, "GET", path, b"").unwrap_or_else(|e| panic!("GET http://{address}{path}: {e}"))
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+pub fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The value of the sample `series` (name with labels exactly as exposed, e.g.
+/// `p2p_messages_total{type="inv"}`) in Prometheus text exposition.
+pub fn sample(exposition: &str, series: &str) -> Option<f64> {
+    exposition.lines().find_map(|line| {
+        let rest = line.strip_prefix(series)?;
+        let value = rest.strip_prefix(' ')?;
+        value.split_whitespace().next()?.parse().ok()
+    })
+}
+
+/// Every sample line as (name, labels, value), skipping comments.
+pub fn samples(exposition: &str) -> Vec<(String, Vec<(String, String)>, f64)> {
+    exposition
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+        .map(|line| {
+            let (series, value) = line.rsplit_once(' ').expect("sample line has a value");
+            let (name, labels) = match series.split_once('{') {
+                Some((name, labels)) => (name, parse_labels(labels.trim_end_matches('}'))),
+                None => (series, Vec::new()),
+            };
+            (name.to_owned(), labels, value.parse().unwrap_or(f64::NAN))
+        })
+        .collect()
+}
+
+fn parse_labels(text: &str) -> Vec<(String, String)> {
+    let mut labels = Vec::new();
+    let mut rest = text;
+    while let Some((name, after)) = rest.split_once("=\"") {
+        let mut value = String::new();
+        let mut chars = after.char_indices();
+        let mut end = after.len();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => {
+                    if let Some((_, escaped)) = chars.next() {
+                        value.push(match escaped {
+                            'n' => '\n',
+                            other => other,
+                        });
+                    }
+                }
+                '"' => {
+                    end = i + 1;
+                    break;
+                }
+                other => value.push(other),
+            }
+        }
+        labels.push((name.trim_start_matches(',').trim().to_owned(), value));
+        rest = &after[end..];
+    }
+    labels
+}
+
+/// The exporter binary, started on a free loopback port; killed on drop.
+pub struct Exporter {
+    pub child: Child,
+    pub address: SocketAddr,
+    stderr_lines: mpsc::Receiver<String>,
+}
+
+impl Exporter {
+    /// Starts `p2p-exporter --listen 127.0.0.1:0 --log-format json ARGS` and waits for it to listen.
+    pub fn start(args: &[&str]) -> Exporter {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_p2p-exporter"))
+            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start p2p-exporter");
+        let (tx, rx) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let address = loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("p2p-exporter printed no 'listening' line within 30 s");
+            let record: serde_json::Value = match serde_json::from_str(&line) {
+                Ok(record) => record,
+                Err(_) => continue,
+            };
+            if record["fields"]["message"] == "listening" {
+                break record["fields"]["address"]
+                    .as_str()
+                    .expect("listening line has an address")
+                    .parse()
+                    .unwrap();
+            }
+        };
+        Exporter {
+            child,
+            address,
+            stderr_lines: rx,
+        }
+    }
+
+    pub fn scrape(&self) -> String {
+        let (status, body) = get(self.address, "/metrics");
+        assert_eq!(status, 200, "GET /metrics");
+        body
+    }
+
+    pub fn value(&self, series: &str) -> f64 {
+        sample(&self.scrape(), series).unwrap_or_else(|| panic!("{series} is not served"))
+    }
+
+    /// Log lines printed since the last call.
+    pub fn drain_log(&self) -> Vec<String> {
+        self.stderr_lines.try_iter().collect()
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A real Prometheus on a free loopback port, with its own data directory; killed on drop.
+pub struct Prometheus {
+    pub child: Child,
+    pub address: SocketAddr,
+    pub dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    /// `config` is a complete prometheus.yml; `files` are written next to it first (rule files it
+    /// names by relative path).
+    pub fn start(config: &str, files: &[(&str, String)]) -> Prometheus {
+        let binary = require_tool("prometheus");
+        let dir = tempfile::tempdir().unwrap();
+        for (name, contents) in files {
+            std::fs::write(dir.path().join(name), contents).unwrap();
+        }
+        std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
+        let address = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+        let child = Command::new(binary)
+            .current_dir(dir.path())
+            .arg(format!(
+                "--config.file={}",
+                dir.path().join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address={address}"))
+            .arg("--web.enable-lifecycle")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start prometheus");
+        let prometheus = Prometheus {
+            child,
+            address,
+            dir,
+        };
+        wait_for("Prometheus to be ready", Duration::from_secs(60), || {
+            http(address, "GET", "/-/ready", b"")
+                .ok()
+                .filter(|(status, _)| *status == 200)
+        });
+        prometheus
+    }
+
+    /// Runs an instant query; returns the `data.result` array.
+    pub fn query(&self, promql: &str) -> Vec<serde_json::Value> {
+        let body = format!("query={}", url_encode(promql));
+        let (status, text) = http(self.address, "POST", "/api/v1/query", body.as_bytes())
+            .unwrap_or_else(|e| panic!("query {promql}: {e}"));
+        let reply: serde_json::Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("query {promql}: status {status}, {e}: {text}"));
+        assert_eq!(reply["status"], "success", "query {promql}: {text}");
+        reply["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The first sample's value of an instant query, if any.
+    pub fn scalar(&self, promql: &str) -> Option<f64> {
+        self.query(promql)
+            .first()
+            .and_then(|r| r["value"][1].as_str().and_then(|v| v.parse().ok()))
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Every check and test of the repository, as CI runs them. Installs what the tests need when it is
+# missing (Prometheus, promtool, Alertmanager, amtool and docker-compose from Debian's packages).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+for pair in promtool:prometheus prometheus:prometheus amtool:prometheus-alertmanager \
+  prometheus-alertmanager:prometheus-alertmanager docker-compose:docker-compose; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    $(printf '%s\n' "${missing[@]}" | sort -u)
+fi
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+for check in scripts/check-*.sh; do
+  [ -e "$check" ] || continue
+  echo "== $check"
+  bash "$check"
+done
+cargo test --workspace
