@@ -223,7 +223,7 @@ mod tests {
     fn bad_values_are_refused_with_the_reason() {
         for args in [
             ["--duplicate-ratio", "1.5"],
-            ["--rate", "-1"],
+            ["--rate=-1", "--seed=1"],
             ["--capacity", "0"],
             ["--peak-window", "90s"],
             ["--block-cost", "fast"],

@@ -38,11 +38,20 @@ pub struct DedupTracker {
 
 #[derive(Default)]
 struct State {
-    /// Item -> when it was last announced.
-    last_seen: HashMap<Key, Instant>,
-    /// Announcements in arrival order, for expiry and eviction. An entry whose time no longer
+    /// Item -> its latest announcement.
+    last_seen: HashMap<Key, Stamp>,
+    /// Announcements in arrival order, for expiry and eviction. An entry whose stamp no longer
     /// matches `last_seen` was superseded by a later announcement and is skipped.
-    order: VecDeque<(Key, Instant)>,
+    order: VecDeque<(Key, Stamp)>,
+    next_seq: u64,
+}
+
+/// When an item was announced, and a sequence number that tells two announcements at the same
+/// instant apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp {
+    at: Instant,
+    seq: u64,
 }
 
 impl DedupTracker {
@@ -58,8 +67,8 @@ impl DedupTracker {
     pub fn check(&self, items: &[InventoryItem], now: Instant) -> InvVerdict {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         state.expire(now, self.ttl);
-        let is_fresh = |seen: Option<&Instant>| {
-            seen.is_some_and(|t| now.saturating_duration_since(*t) < self.ttl)
+        let is_fresh = |seen: Option<&Stamp>| {
+            seen.is_some_and(|s| now.saturating_duration_since(s.at) < self.ttl)
         };
         let duplicate_items = items
             .iter()
@@ -75,8 +84,13 @@ impl DedupTracker {
                     }
                 }
             }
-            state.last_seen.insert(key, now);
-            state.order.push_back((key, now));
+            let stamp = Stamp {
+                at: now,
+                seq: state.next_seq,
+            };
+            state.next_seq += 1;
+            state.last_seen.insert(key, stamp);
+            state.order.push_back((key, stamp));
         }
         state.compact();
         InvVerdict {
@@ -98,12 +112,12 @@ impl DedupTracker {
 
 impl State {
     fn expire(&mut self, now: Instant, ttl: Duration) {
-        while let Some(&(key, at)) = self.order.front() {
-            if now.saturating_duration_since(at) < ttl {
+        while let Some(&(key, stamp)) = self.order.front() {
+            if now.saturating_duration_since(stamp.at) < ttl {
                 break;
             }
             self.order.pop_front();
-            if self.last_seen.get(&key) == Some(&at) {
+            if self.last_seen.get(&key) == Some(&stamp) {
                 self.last_seen.remove(&key);
             }
         }
@@ -111,10 +125,10 @@ impl State {
 
     /// Forgets the least recently announced item; returns when it was last announced.
     fn evict_oldest(&mut self) -> Option<Instant> {
-        while let Some((key, at)) = self.order.pop_front() {
-            if self.last_seen.get(&key) == Some(&at) {
+        while let Some((key, stamp)) = self.order.pop_front() {
+            if self.last_seen.get(&key) == Some(&stamp) {
                 self.last_seen.remove(&key);
-                return Some(at);
+                return Some(stamp.at);
             }
         }
         None
@@ -126,7 +140,7 @@ impl State {
         if self.order.len() > 2 * self.last_seen.len() + 1024 {
             let last_seen = &self.last_seen;
             self.order
-                .retain(|(key, at)| last_seen.get(key) == Some(at));
+                .retain(|(key, stamp)| last_seen.get(key) == Some(stamp));
         }
     }
 }

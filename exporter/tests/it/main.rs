@@ -1,3 +1,7 @@
 //! Integration tests, in one binary so they share one build and the helpers in `support`.
 
+mod binary;
+mod contract;
+mod core;
+mod http;
 mod support;
