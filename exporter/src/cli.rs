@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::{Args, Parser, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use p2p_router::workload::{ConsumerCost, WorkloadConfig};
 
 use crate::recorder::RecorderConfig;
@@ -19,17 +19,50 @@ pub const DEFAULT_PORT: u16 = 9730;
 /// --peers, --rate, --block-cost or --message-cost, or by lowering --capacity.
 #[derive(Parser, Debug)]
 #[command(name = "p2p-exporter", version, max_term_width = 100)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct Cli {
+    /// Log filter: a level (error, warn, info, debug, trace) or tracing directives.
+    #[arg(long, global = true, env = "P2P_EXPORTER_LOG", default_value = "info")]
+    pub log_level: String,
+
+    #[arg(long, global = true, env = "P2P_EXPORTER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Without a subcommand the exporter serves metrics (the options below).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Print the decision framework's verdict of a running exporter.
+    Decide(DecideArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DecideArgs {
+    /// Base URL of the exporter to ask.
+    #[arg(
+        long,
+        env = "P2P_EXPORTER_URL",
+        default_value = "http://127.0.0.1:9730"
+    )]
+    pub url: String,
+
+    /// Print the exporter's JSON instead of a summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Serving metrics: the listen address and the embedded source's knobs.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
     /// Address to serve /metrics on.
     #[arg(long, env = "P2P_EXPORTER_LISTEN", default_value_t = SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)))]
     pub listen: SocketAddr,
-
-    /// Log filter: a level (error, warn, info, debug, trace) or tracing directives.
-    #[arg(long, env = "P2P_EXPORTER_LOG", default_value = "info")]
-    pub log_level: String,
-
-    #[arg(long, env = "P2P_EXPORTER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
 
     #[command(flatten)]
     pub router: RouterArgs,
@@ -132,7 +165,7 @@ pub struct ExporterArgs {
     pub peak_window: Duration,
 }
 
-impl Cli {
+impl ServeArgs {
     pub fn workload(&self) -> WorkloadConfig {
         let w = &self.workload;
         WorkloadConfig {
@@ -211,6 +244,8 @@ mod tests {
     #[test]
     fn defaults_are_the_seed_testnet() {
         let cli = Cli::try_parse_from(["p2p-exporter"]).unwrap();
+        assert!(cli.command.is_none());
+        let cli = cli.serve;
         assert_eq!(cli.listen, SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)));
         assert_eq!(cli.router.capacity, 2048);
         let workload = cli.workload();

@@ -8,11 +8,13 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use axum::Json;
 use prometheus::{Encoder, Registry, TextEncoder};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::decision::{Decision, DecisionEngine};
 use crate::recorder::Recorder;
 
 /// No endpoint takes a body; anything larger than this is refused before it is read.
@@ -23,6 +25,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct AppState {
     pub registry: Registry,
     pub recorder: Arc<Recorder>,
+    pub decision: Arc<DecisionEngine>,
     /// Set once the observation source is running.
     pub ready: Arc<AtomicBool>,
 }
@@ -33,6 +36,7 @@ pub fn app(state: AppState) -> axum::Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/api/v1/decision", get(decision))
         .fallback(not_found)
         .layer((
             TraceLayer::new_for_http(),
@@ -51,6 +55,7 @@ async fn index() -> Html<&'static str> {
         "<li><a href=\"/metrics\">/metrics</a>: Prometheus metrics</li>",
         "<li><a href=\"/healthz\">/healthz</a>: the process is alive</li>",
         "<li><a href=\"/readyz\">/readyz</a>: the observation source is running</li>",
+        "<li><a href=\"/api/v1/decision\">/api/v1/decision</a>: the decision framework's verdict</li>",
         "</ul></body></html>"
     ))
 }
@@ -70,6 +75,10 @@ async fn metrics(State(state): State<AppState>) -> Response {
                 .into_response()
         }
     }
+}
+
+async fn decision(State(state): State<AppState>) -> Json<Decision> {
+    Json(state.decision.evaluate())
 }
 
 async fn healthz() -> &'static str {

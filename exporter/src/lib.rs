@@ -7,6 +7,7 @@
 //! - [`embedded`] starts the reference router, its workload and its consumer loop.
 
 pub mod cli;
+pub mod decision;
 pub mod dedup;
 pub mod embedded;
 pub mod http;

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use p2p_exporter::cli::{Cli, LogFormat};
+use p2p_exporter::cli::{Cli, Command, LogFormat, ServeArgs};
+use p2p_exporter::decision::{DecisionEngine, Thresholds};
 use p2p_exporter::embedded::{self, EmbeddedConfig};
 use p2p_exporter::http::{app, AppState};
 use p2p_exporter::recorder::Recorder;
@@ -41,7 +42,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(cli)) {
+    let result = match cli.command {
+        None => runtime.block_on(serve(cli.serve)),
+        Some(Command::Decide(args)) => runtime.block_on(p2p_exporter::decision::print(args)),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -64,7 +69,7 @@ fn init_logging(cli: &Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(cli: Cli) -> anyhow::Result<()> {
+async fn serve(cli: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(cli.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cli.listen))?;
@@ -86,10 +91,16 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         Arc::clone(&recorder),
         &mut tasks,
     );
+    let decision = Arc::new(DecisionEngine::new(
+        Thresholds::shipped(),
+        Arc::clone(&recorder),
+    ));
+    tasks.spawn(Arc::clone(&decision).run());
     let ready = Arc::new(AtomicBool::new(true));
     let state = AppState {
         registry,
         recorder,
+        decision,
         ready: Arc::clone(&ready),
     };
     tracing::info!(%address, source = "embedded", "listening");

@@ -95,9 +95,9 @@ impl<T> Named<T> {
         f(&series)
     }
 
-    fn for_each(&self, mut f: impl FnMut(&T)) {
+    fn for_each(&self, mut f: impl FnMut(&str, &T)) {
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        entries.iter().for_each(|(_, series)| f(series));
+        entries.iter().for_each(|(name, series)| f(name, series));
     }
 }
 
@@ -111,6 +111,16 @@ fn is_plain_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_')
         && name != OVERFLOW_NAME
         && name != INVALID_NAME
+}
+
+/// Cumulative counts the decision engine samples.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Totals {
+    /// (subscriber, received, lagged)
+    pub subscribers: Vec<(String, u64, u64)>,
+    pub inv_messages: u64,
+    pub inv_duplicate_messages: u64,
+    pub peers: i64,
 }
 
 pub struct Recorder {
@@ -140,12 +150,25 @@ impl Recorder {
     /// Brings the values computed at scrape time up to date; call before encoding.
     pub fn refresh(&self) {
         let now = self.second();
-        self.channels.for_each(|series| {
+        self.channels.for_each(|_, series| {
             let capacity = series.capacity_value.load(Ordering::Relaxed).max(1);
             let peak = series.peak.max(now, self.peak_window_seconds);
             series.peak_ratio.set(peak as f64 / capacity as f64);
         });
         self.metrics.dedup_tracked.set(self.dedup.tracked() as i64);
+    }
+
+    pub fn totals(&self) -> Totals {
+        let mut subscribers = Vec::new();
+        self.subscribers.for_each(|name, s| {
+            subscribers.push((name.to_owned(), s.received.get(), s.lagged.get()))
+        });
+        Totals {
+            subscribers,
+            inv_messages: self.metrics.inv_messages.get(),
+            inv_duplicate_messages: self.metrics.inv_duplicate_messages.get(),
+            peers: self.metrics.peers.get(),
+        }
     }
 
     fn second(&self) -> u64 {
@@ -302,7 +325,7 @@ mod tests {
         assert_eq!(lag.with_label_values(&[OVERFLOW_NAME]).get(), 5);
         assert_eq!(lag.with_label_values(&[INVALID_NAME]).get(), 2);
         let mut distinct = 0;
-        recorder.subscribers.for_each(|_| distinct += 1);
+        recorder.subscribers.for_each(|_, _| distinct += 1);
         assert_eq!(distinct, MAX_NAMES + 2);
     }
 

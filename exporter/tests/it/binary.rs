@@ -160,3 +160,61 @@ fn sigterm_stops_the_server_gracefully() {
     assert!(log.contains("SIGTERM received"), "{log}");
     assert!(log.contains("stopped"), "{log}");
 }
+
+fn decide(exporter: &Exporter) -> String {
+    let output = exporter_command()
+        .args(["decide", "--url", &format!("http://{}", exporter.address)])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn decide_prints_the_verdict_of_a_lagging_exporter() {
+    // 35% duplicate inv and lag: the framework's first branch.
+    let dup_heavy = Exporter::start(&["--message-cost", "2ms", "--peers", "40"]);
+    // 10% duplicates, 40 peers, lag: the last branch.
+    let plain = Exporter::start(&[
+        "--message-cost",
+        "2ms",
+        "--peers",
+        "40",
+        "--duplicate-ratio",
+        "0.1",
+    ]);
+    for exporter in [&dup_heavy, &plain] {
+        wait_for("the consumer to lag", Duration::from_secs(60), || {
+            let lag = exporter.value(r#"p2p_event_channel_lag_total{subscriber="consumer"}"#);
+            (lag > 0.0).then_some(())
+        });
+    }
+    let out = wait_for("a deduplicate verdict", Duration::from_secs(60), || {
+        Some(decide(&dup_heavy)).filter(|out| out.starts_with("verdict: deduplicate\n"))
+    });
+    assert!(out.contains("lag ratio"), "{out}");
+    let out = wait_for("a grow_channel verdict", Duration::from_secs(60), || {
+        Some(decide(&plain)).filter(|out| out.starts_with("verdict: grow_channel\n"))
+    });
+    assert!(out.contains("grow EVENT_CHANNEL_SIZE"), "{out}");
+}
+
+#[test]
+fn decide_against_nothing_is_a_one_line_error() {
+    let unused = crate::support::free_port();
+    let output = exporter_command()
+        .args(["decide", "--url", &format!("http://127.0.0.1:{unused}")])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: cannot connect to http://127.0.0.1:"),
+        "{stderr}"
+    );
+}

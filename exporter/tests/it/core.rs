@@ -328,11 +328,9 @@ async fn labels_come_from_closed_sets() {
     ]
     .into_iter()
     .collect();
-    for (name, labels, _) in samples(&text)
-        .iter()
-        .filter(|(n, _, _)| n.starts_with("p2p_"))
-    {
-        for (label, value) in labels {
+    for sample in samples(&text).iter().filter(|s| s.name.starts_with("p2p_")) {
+        let name = &sample.name;
+        for (label, value) in &sample.labels {
             if label == "le" {
                 assert!(
                     value == "+Inf" || value.parse::<f64>().is_ok(),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use http_body_util::BodyExt;
+use p2p_exporter::decision::{DecisionEngine, Thresholds};
 use p2p_exporter::http::{app, AppState};
 use p2p_exporter::recorder::{Recorder, RecorderConfig};
 use prometheus::Registry;
@@ -14,9 +15,11 @@ use tower::ServiceExt;
 fn state(ready: bool) -> AppState {
     let registry = Registry::new();
     let recorder = Arc::new(Recorder::new(&registry, RecorderConfig::default()).unwrap());
+    let decision = Arc::new(DecisionEngine::new(Thresholds::shipped(), recorder.clone()));
     AppState {
         registry,
         recorder,
+        decision,
         ready: Arc::new(AtomicBool::new(ready)),
     }
 }
@@ -61,7 +64,7 @@ async fn the_landing_page_links_every_endpoint() {
     let (status, content_type, body) = call(state(true), get("/")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(content_type.starts_with("text/html"));
-    for path in ["/metrics", "/healthz", "/readyz"] {
+    for path in ["/metrics", "/healthz", "/readyz", "/api/v1/decision"] {
         assert!(
             body.contains(&format!("href=\"{path}\"")),
             "{path} not linked"
@@ -94,4 +97,18 @@ async fn unknown_paths_methods_and_oversized_bodies_are_refused() {
         .unwrap();
     let (status, _, _) = call(state(true), big).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn the_decision_endpoint_answers_with_the_verdict_and_its_inputs() {
+    let (status, content_type, body) = call(state(true), get("/api/v1/decision")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(content_type, "application/json");
+    let decision: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(decision["verdict"], "none");
+    assert_eq!(decision["inputs"]["lag_ratio"]["threshold"], 0.01);
+    assert_eq!(decision["inputs"]["duplicate_ratio"]["threshold"], 0.3);
+    assert_eq!(decision["inputs"]["average_peers"]["threshold"], 150.0);
+    assert_eq!(decision["inputs"]["lag_ratio"]["window_seconds"], 21600);
+    assert!(decision["reason"].as_str().unwrap().contains("do nothing"));
 }

@@ -124,8 +124,15 @@ pub fn sample(exposition: &str, series: &str) -> Option<f64> {
     })
 }
 
-/// Every sample line as (name, labels, value), skipping comments.
-pub fn samples(exposition: &str) -> Vec<(String, Vec<(String, String)>, f64)> {
+/// One line of text exposition.
+pub struct Sample {
+    pub name: String,
+    pub labels: Vec<(String, String)>,
+    pub value: f64,
+}
+
+/// Every sample line, skipping comments.
+pub fn samples(exposition: &str) -> Vec<Sample> {
     exposition
         .lines()
         .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
@@ -135,7 +142,11 @@ pub fn samples(exposition: &str) -> Vec<(String, Vec<(String, String)>, f64)> {
                 Some((name, labels)) => (name, parse_labels(labels.trim_end_matches('}'))),
                 None => (series, Vec::new()),
             };
-            (name.to_owned(), labels, value.parse().unwrap_or(f64::NAN))
+            Sample {
+                name: name.to_owned(),
+                labels,
+                value: value.parse().unwrap_or(f64::NAN),
+            }
         })
         .collect()
 }
