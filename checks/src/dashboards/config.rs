@@ -1,0 +1,199 @@
+//! Every value the five dashboards share, in one commented place: uids, titles, datasource uids,
+//! the label selector, the alert groups drawn as annotations, and the thresholds.
+//!
+//! Thresholds are not repeated here: they are read from `alerts/thresholds.toml`, the one file the
+//! alert rules and the exporter's decision engine also read. Change a number there, run
+//! `cargo run -q -p p2p-checks -- dashboards --write`, and the dashboards draw the new line;
+//! `p2p-check dashboards` fails until they do.
+
+use std::path::Path;
+
+/// Grafana's dashboard JSON model version the dashboards are written for (Grafana 10.3 to 11.x).
+pub const SCHEMA_VERSION: u64 = 39;
+
+/// Every dashboard carries this tag; the "P2P dashboards" link menu lists dashboards by it.
+pub const TAG: &str = "p2p";
+
+/// Datasource uids fixed by `dashboards/provisioning/datasources/datasources.yml`.
+pub const PROMETHEUS_UID: &str = "prometheus";
+pub const ALERTMANAGER_UID: &str = "alertmanager";
+pub const TEMPO_UID: &str = "tempo";
+
+/// What every panel, target, variable and annotation names as its datasource: the `datasource`
+/// template variable, so one dashboard works against any Prometheus (habit 15, no `__inputs`).
+pub const DATASOURCE_VARIABLE: &str = "${datasource}";
+
+/// Where the compose stack mounts `dashboards/` and where the provider reads the JSON from.
+pub const GRAFANA_MOUNT: &str = "/etc/grafana/p2p";
+pub const DASHBOARD_FOLDER: &str = "P2P";
+
+pub const RUNBOOK_URL: &str =
+    "https://github.com/p2p-observability/p2p-observability/blob/main/alerts/runbook.md";
+
+/// A dashboard's stable identity: bookmarks, links and provisioning depend on the uid, so it never
+/// changes once published; the file name under `dashboards/json/` follows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DashboardId {
+    pub uid: &'static str,
+    pub title: &'static str,
+}
+
+impl DashboardId {
+    pub fn file_name(&self) -> String {
+        format!("{}.json", self.uid)
+    }
+
+    /// Grafana's URL of the dashboard, keeping the time range and the node selection.
+    pub fn url(&self) -> String {
+        format!(
+            "/d/{}?${{__url_time_range}}&${{instance:queryparam}}",
+            self.uid
+        )
+    }
+}
+
+pub const DECISION: DashboardId = DashboardId {
+    uid: "p2p-decision",
+    title: "P2P / Decision overview",
+};
+pub const CHANNEL: DashboardId = DashboardId {
+    uid: "p2p-channel",
+    title: "P2P / Event channel health",
+};
+pub const MESSAGES: DashboardId = DashboardId {
+    uid: "p2p-messages",
+    title: "P2P / Messages and inventory",
+};
+pub const CHAIN: DashboardId = DashboardId {
+    uid: "p2p-chain",
+    title: "P2P / Propagation and chain",
+};
+pub const PEERS: DashboardId = DashboardId {
+    uid: "p2p-peers",
+    title: "P2P / Peers and resources",
+};
+
+/// The stable set: a dashboard file whose uid is not here fails the check.
+pub const DASHBOARDS: [DashboardId; 5] = [DECISION, CHANNEL, MESSAGES, CHAIN, PEERS];
+
+/// A family of alerts drawn as an annotation on the panels it concerns (by panel id).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AlertGroup {
+    pub name: &'static str,
+    /// Regex on `alertname`; the check fails if it matches no alert in `alerts/rules/*.yml`.
+    pub alertnames: &'static str,
+    pub color: &'static str,
+}
+
+pub const LAG_ALERTS: AlertGroup = AlertGroup {
+    name: "Lag page",
+    alertnames: "P2PEventLagHigh",
+    color: "red",
+};
+pub const DECISION_ALERTS: AlertGroup = AlertGroup {
+    name: "Decision tickets",
+    alertnames: "P2PDecision.*",
+    color: "orange",
+};
+pub const CHANNEL_ALERTS: AlertGroup = AlertGroup {
+    name: "Channel alerts",
+    alertnames: "P2PEventChannel.*",
+    color: "orange",
+};
+pub const PROPAGATION_ALERTS: AlertGroup = AlertGroup {
+    name: "Propagation alerts",
+    alertnames: "P2PBlockPropagation.*",
+    color: "orange",
+};
+pub const CHAIN_ALERTS: AlertGroup = AlertGroup {
+    name: "Chain alerts",
+    alertnames: "P2P(Reorg|Orphan).*",
+    color: "orange",
+};
+pub const PEER_ALERTS: AlertGroup = AlertGroup {
+    name: "Peer alerts",
+    alertnames: "P2PPeer.*",
+    color: "orange",
+};
+pub const RESOURCE_ALERTS: AlertGroup = AlertGroup {
+    name: "Resource alerts",
+    alertnames: "P2P(Memory|CPU)PerPeerHigh",
+    color: "orange",
+};
+pub const EXPORTER_ALERTS: AlertGroup = AlertGroup {
+    name: "Exporter alerts",
+    alertnames: "P2PExporter.*",
+    color: "purple",
+};
+
+/// Every P2P alert: the Decision overview's table of firing alerts.
+pub const ALL_ALERTS: &str = "P2P.*";
+
+/// Seed, "Performance Characteristics": delivery under 10 ms under normal load. Drawn on the
+/// delivery latency panel only; nothing alerts on it, so it is not in alerts/thresholds.toml.
+pub const DELIVERY_LATENCY_SECONDS: f64 = 0.010;
+
+/// The numbers the dashboards draw, as `alerts/thresholds.toml` states them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Thresholds {
+    /// Prometheus job of the exporters; every query selects it.
+    pub job: String,
+    pub lag_ratio: f64,
+    pub duplicate_ratio: f64,
+    pub average_peers: f64,
+    pub capacity_usage_ratio: f64,
+    pub propagation_p50_seconds: f64,
+    pub propagation_p99_seconds: f64,
+    pub memory_per_peer_bytes: f64,
+    pub cpu_per_peer_ratio: f64,
+    pub peer_churn_per_hour_ratio: f64,
+    pub reorg_ratio: f64,
+    pub orphan_ratio: f64,
+}
+
+impl Thresholds {
+    pub fn load(path: &Path) -> Result<Thresholds, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Thresholds::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<Thresholds, String> {
+        let table: toml::Table = text.parse().map_err(|e| format!("{e}"))?;
+        let number = |section: &str, key: &str| -> Result<f64, String> {
+            let value = table
+                .get(section)
+                .and_then(|s| s.get(key))
+                .ok_or_else(|| format!("[{section}] {key} is missing"))?;
+            value
+                .as_float()
+                .or_else(|| value.as_integer().map(|i| i as f64))
+                .ok_or_else(|| format!("[{section}] {key} is not a number"))
+        };
+        let job = table
+            .get("observer")
+            .and_then(|s| s.get("job"))
+            .and_then(|v| v.as_str())
+            .ok_or("[observer] job is missing")?
+            .to_owned();
+        Ok(Thresholds {
+            job,
+            lag_ratio: number("decision", "lag_ratio")?,
+            duplicate_ratio: number("decision", "duplicate_ratio")?,
+            average_peers: number("decision", "average_peers")?,
+            capacity_usage_ratio: number("key_metrics", "capacity_usage_ratio")?,
+            propagation_p50_seconds: number("key_metrics", "block_propagation_p50_seconds")?,
+            propagation_p99_seconds: number("key_metrics", "block_propagation_p99_seconds")?,
+            memory_per_peer_bytes: number("key_metrics", "memory_per_peer_bytes")?,
+            cpu_per_peer_ratio: number("key_metrics", "cpu_per_peer_ratio")?,
+            peer_churn_per_hour_ratio: number("key_metrics", "peer_churn_per_hour_ratio")?,
+            reorg_ratio: number("key_metrics", "reorg_ratio")?,
+            orphan_ratio: number("key_metrics", "orphan_ratio")?,
+        })
+    }
+
+    /// The label selector every query carries: the exporters' job, and the nodes picked in the
+    /// `instance` variable (`.*` when "All" is picked).
+    pub fn selector(&self) -> String {
+        format!(r#"job="{}", instance=~"$instance""#, self.job)
+    }
+}
