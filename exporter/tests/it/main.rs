@@ -4,4 +4,5 @@ mod binary;
 mod contract;
 mod core;
 mod http;
+mod stack;
 mod support;
