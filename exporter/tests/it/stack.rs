@@ -1076,7 +1076,156 @@ fn grafana_problems(
 }
 
 // ---------------------------------------------------------------------------------------------
+// The Docker build context: .dockerignore must leave in everything `cargo build` reads.
+
+/// `*` and `?` within one path component.
+fn component_matches(pattern: &[u8], name: &[u8]) -> bool {
+    match (pattern.first(), name.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => {
+            component_matches(&pattern[1..], name)
+                || (!name.is_empty() && component_matches(pattern, &name[1..]))
+        }
+        (Some(b'?'), Some(_)) => component_matches(&pattern[1..], &name[1..]),
+        (Some(p), Some(n)) if p == n => component_matches(&pattern[1..], &name[1..]),
+        _ => false,
+    }
+}
+
+/// Components, with `**` matching any number of them.
+fn path_matches(pattern: &[&str], path: &[&str]) -> bool {
+    match (pattern.first(), path.first()) {
+        (None, None) => true,
+        (Some(&"**"), _) => {
+            path_matches(&pattern[1..], path)
+                || (!path.is_empty() && path_matches(pattern, &path[1..]))
+        }
+        (Some(p), Some(c)) => {
+            component_matches(p.as_bytes(), c.as_bytes()) && path_matches(&pattern[1..], &path[1..])
+        }
+        _ => false,
+    }
+}
+
+/// Whether Docker leaves `path` (relative to the context) out: a pattern matching the path or one
+/// of its directories excludes it; the last matching pattern wins (`!` re-includes).
+fn dockerignored(dockerignore: &str, path: &str) -> bool {
+    let components: Vec<&str> = path.split('/').collect();
+    let mut ignored = false;
+    for line in dockerignore.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (include, pattern) = match line.strip_prefix('!') {
+            Some(rest) => (true, rest),
+            None => (false, line),
+        };
+        let pattern: Vec<&str> = pattern
+            .trim_matches('/')
+            .split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .collect();
+        if (1..=components.len()).any(|n| path_matches(&pattern, &components[..n])) {
+            ignored = !include;
+        }
+    }
+    ignored
+}
+
+/// Repository-relative paths that `include_str!` / `include_bytes!` in `source` (at `file`, a
+/// repository-relative path) read.
+fn included_files(file: &str, source: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for macro_name in ["include_str!(\"", "include_bytes!(\""] {
+        for (at, _) in source.match_indices(macro_name) {
+            let rest = &source[at + macro_name.len()..];
+            let Some(end) = rest.find('"') else { continue };
+            let mut parts: Vec<&str> = file.split('/').collect();
+            parts.pop();
+            for component in rest[..end].split('/') {
+                match component {
+                    ".." => {
+                        parts.pop();
+                    }
+                    "." | "" => {}
+                    other => parts.push(other),
+                }
+            }
+            found.push(parts.join("/"));
+        }
+    }
+    found
+}
+
+fn build_context_problems(dockerignore: &str, needed: &[String]) -> Vec<String> {
+    needed
+        .iter()
+        .filter(|path| dockerignored(dockerignore, path))
+        .map(|path| format!("{path} is needed by the image build but .dockerignore leaves it out"))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
 // Loading the real files.
+
+fn cargo_metadata() -> serde_json::Value {
+    let output = Command::new(env!("CARGO"))
+        .current_dir(repo_root())
+        .args(["metadata", "--format-version", "1", "--locked", "--offline"])
+        .args(["--filter-platform", "x86_64-unknown-linux-gnu"])
+        .output()
+        .expect("run cargo metadata");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// Every file of every workspace member (manifests, sources, tests, benches) and every file their
+/// sources include, relative to the repository root.
+fn build_inputs(root: &Path) -> Vec<String> {
+    let metadata = cargo_metadata();
+    let mut inputs = vec!["Cargo.toml".to_owned(), "Cargo.lock".to_owned()];
+    let members: Vec<&str> = metadata["workspace_members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m.as_str())
+        .collect();
+    for package in metadata["packages"].as_array().unwrap() {
+        if !members.contains(&package["id"].as_str().unwrap_or_default()) {
+            continue;
+        }
+        let manifest = Path::new(package["manifest_path"].as_str().unwrap());
+        let mut todo = vec![manifest.parent().unwrap().to_path_buf()];
+        while let Some(dir) = todo.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    if entry.file_name() != "target" {
+                        todo.push(path);
+                    }
+                    continue;
+                }
+                let relative = path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                if path.extension().is_some_and(|e| e == "rs") {
+                    let source = std::fs::read_to_string(&path).unwrap_or_default();
+                    inputs.extend(included_files(&relative, &source));
+                }
+                inputs.push(relative);
+            }
+        }
+    }
+    inputs.sort();
+    inputs.dedup();
+    inputs
+}
 
 struct Stack {
     root: PathBuf,
@@ -1185,18 +1334,7 @@ fn the_image_builds_with_the_declared_rust_version_and_so_do_the_locked_dependen
         .get("RUST_VERSION")
         .cloned()
         .expect("the Dockerfile has ARG RUST_VERSION=...");
-    let output = Command::new(env!("CARGO"))
-        .current_dir(repo_root())
-        .args(["metadata", "--format-version", "1", "--locked", "--offline"])
-        .args(["--filter-platform", "x86_64-unknown-linux-gnu"])
-        .output()
-        .expect("run cargo metadata");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let metadata = cargo_metadata();
     let packages: BTreeMap<&str, &serde_json::Value> = metadata["packages"]
         .as_array()
         .unwrap()
@@ -1251,6 +1389,34 @@ fn the_image_builds_with_the_declared_rust_version_and_so_do_the_locked_dependen
         "Dockerfile RUST_VERSION",
         toolchain_problems(&builder, &workspace, &deps),
     );
+}
+
+#[test]
+fn the_build_context_holds_every_file_the_build_reads() {
+    let root = repo_root();
+    let inputs = build_inputs(&root);
+    // The decision engine compiles alerts/thresholds.toml in: proof the scan sees includes.
+    assert!(
+        inputs.iter().any(|p| p == "alerts/thresholds.toml"),
+        "include_str! scan found no alerts/thresholds.toml"
+    );
+    let dockerignore = std::fs::read_to_string(root.join(".dockerignore")).unwrap();
+    assert_none(
+        ".dockerignore",
+        build_context_problems(&dockerignore, &inputs),
+    );
+    // And it keeps out what must never reach an image layer or slows every build.
+    for kept_out in [
+        ".git/config",
+        "target/debug/p2p-exporter",
+        "exporter/target/x",
+        ".env",
+    ] {
+        assert!(
+            dockerignored(&dockerignore, kept_out),
+            "{kept_out} is sent to the build"
+        );
+    }
 }
 
 #[test]
@@ -1532,6 +1698,38 @@ fn the_toolchain_check_catches_drift_and_dependencies_needing_newer_rust() {
     assert_eq!(toolchain_problems("1.88.0", "1.85", &[]).len(), 1);
     let newer = toolchain_problems("1.85.1", "1.85", &deps("1.88"));
     assert!(newer.iter().any(|p| p.contains("tonic")), "{newer:?}");
+}
+
+#[test]
+fn the_build_context_check_catches_an_ignored_input() {
+    let needed = vec![
+        "Cargo.toml".to_owned(),
+        "exporter/src/main.rs".to_owned(),
+        "alerts/thresholds.toml".to_owned(),
+    ];
+    let good = "# comment\n.git\n**/target\ndocker-compose*.yml\n**/*secret*\n";
+    assert_none("good", build_context_problems(good, &needed));
+    for bad in [
+        "alerts",
+        "/alerts/",
+        "**/*.toml",
+        "exporter/src",
+        "*\n!Cargo.toml\n!exporter",
+    ] {
+        let problems = build_context_problems(bad, &needed);
+        assert!(!problems.is_empty(), "{bad:?} passed");
+    }
+    assert!(dockerignored(good, "docker-compose.node.yml"));
+    assert!(!dockerignored(good, "exporter/docker-compose.yml"));
+    assert!(dockerignored(good, "a/b/my-secret-file"));
+    assert!(dockerignored(good, "router/target/debug/x"));
+    assert_eq!(
+        included_files(
+            "decision/src/lib.rs",
+            r#"pub const T: &str = include_str!("../../alerts/thresholds.toml");"#
+        ),
+        ["alerts/thresholds.toml"]
+    );
 }
 
 const GOOD_MODEL: &str = r#"
