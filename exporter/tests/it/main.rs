@@ -3,6 +3,7 @@
 mod binary;
 mod contract;
 mod core;
+mod dashboards;
 mod http;
 mod stack;
 mod support;
