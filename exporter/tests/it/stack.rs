@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use p2p_exporter::cli::DEFAULT_PORT;
+use p2p_exporter::metrics::{MetricType, MAX_NAMES, METRICS};
+use p2p_observe::{DisconnectReason, MessageKind};
 use serde_yaml::Value;
 
 use crate::support::{free_port, repo_root, require_tool, Exporter};
@@ -1076,6 +1078,97 @@ fn grafana_problems(
 }
 
 // ---------------------------------------------------------------------------------------------
+// Series per sidecar: the worst case the closed label sets allow, against the scrape's
+// sample_limit.
+
+/// (name, labels without `le`) of each sample line. Label values here are closed-set words, so
+/// splitting on `",` is exact enough.
+fn sample_lines(exposition: &str) -> Vec<(&str, String)> {
+    exposition
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+        .map(|line| {
+            let series = line.rsplit_once(' ').map_or(line, |(series, _)| series);
+            match series.split_once('{') {
+                Some((name, labels)) => {
+                    let kept: Vec<&str> = labels
+                        .trim_end_matches('}')
+                        .split("\",")
+                        .filter(|l| !l.is_empty() && !l.starts_with("le="))
+                        .map(|l| l.trim_end_matches('"'))
+                        .collect();
+                    (name, kept.join(","))
+                }
+                None => (series, String::new()),
+            }
+        })
+        .collect()
+}
+
+/// Values a label can take, at most (docs/instrumentation.md).
+fn label_bound(label: &str) -> Option<usize> {
+    match label {
+        // MAX_NAMES names chosen by the router's code, then `other` and `invalid`.
+        "channel" | "subscriber" => Some(MAX_NAMES + 2),
+        "type" => Some(MessageKind::ALL.len()),
+        "reason" => Some(DisconnectReason::ALL.len()),
+        "direction" => Some(2),
+        // One process, one version, one source.
+        "version" | "source" => Some(1),
+        _ => None,
+    }
+}
+
+/// The most samples one sidecar can serve: every METRICS family at its label bounds, with the
+/// samples per label set (a histogram's buckets, sum and count) read from a real `exposition`,
+/// plus the families outside METRICS (process_*) as served.
+fn series_ceiling(exposition: &str) -> Result<usize, String> {
+    let family_of = |name: &str| -> String {
+        for suffix in ["_bucket", "_sum", "_count"] {
+            if let Some(base) = name.strip_suffix(suffix) {
+                if METRICS
+                    .iter()
+                    .any(|d| d.name == base && d.kind == MetricType::Histogram)
+                {
+                    return base.to_owned();
+                }
+            }
+        }
+        name.to_owned()
+    };
+    // Family -> (samples, distinct label sets other than `le`).
+    let mut per_family: BTreeMap<String, (usize, BTreeSet<String>)> = BTreeMap::new();
+    for (name, labels) in sample_lines(exposition) {
+        let entry = per_family.entry(family_of(name)).or_default();
+        entry.0 += 1;
+        entry.1.insert(labels);
+    }
+    let mut ceiling = 0;
+    for (family, (count, label_sets)) in &per_family {
+        let Some(def) = METRICS.iter().find(|d| d.name == family) else {
+            ceiling += count;
+            continue;
+        };
+        let per_set = count / label_sets.len().max(1);
+        let mut sets = 1;
+        for label in def.labels {
+            sets *= label_bound(label)
+                .ok_or_else(|| format!("{family}: label {label} has no known bound"))?;
+        }
+        ceiling += per_set * sets;
+    }
+    for def in METRICS {
+        if !per_family.contains_key(def.name) {
+            return Err(format!(
+                "{} is not served, so its size is unknown",
+                def.name
+            ));
+        }
+    }
+    Ok(ceiling)
+}
+
+// ---------------------------------------------------------------------------------------------
 // The Docker build context: .dockerignore must leave in everything `cargo build` reads.
 
 /// `*` and `?` within one path component.
@@ -1420,6 +1513,29 @@ fn the_build_context_holds_every_file_the_build_reads() {
 }
 
 #[test]
+fn the_sidecar_scrape_sample_limit_covers_the_worst_case_the_labels_allow() {
+    let exporter = Exporter::start(&[]);
+    let exposition = exporter.scrape();
+    let served = sample_lines(&exposition).len();
+    let ceiling = series_ceiling(&exposition).unwrap();
+    let prometheus = load_yaml(&repo_root().join("prometheus/prometheus.yml"));
+    let job = prometheus["scrape_configs"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|j| j["job_name"] == EXPORTER_JOB)
+        .unwrap();
+    let limit = job["sample_limit"]
+        .as_u64()
+        .expect("the p2p-exporter job sets sample_limit") as usize;
+    println!("a sidecar serves {served} samples; at most {ceiling}; sample_limit {limit}");
+    assert!(
+        served <= ceiling && ceiling <= limit,
+        "served {served}, ceiling {ceiling}, sample_limit {limit}: raise sample_limit (and docs/scaling.md) or bound the new labels"
+    );
+}
+
+#[test]
 fn the_image_healthcheck_passes_on_a_running_exporter_and_fails_without_one() {
     let command = dockerfile().healthcheck.expect("HEALTHCHECK CMD [...]");
     require_tool("bash");
@@ -1698,6 +1814,53 @@ fn the_toolchain_check_catches_drift_and_dependencies_needing_newer_rust() {
     assert_eq!(toolchain_problems("1.88.0", "1.85", &[]).len(), 1);
     let newer = toolchain_problems("1.85.1", "1.85", &deps("1.88"));
     assert!(newer.iter().any(|p| p.contains("tonic")), "{newer:?}");
+}
+
+#[test]
+fn the_series_ceiling_multiplies_each_family_by_its_label_bounds() {
+    // Everything in METRICS served once, as a sidecar does; then one known family checked.
+    let mut exposition = String::new();
+    for def in METRICS {
+        let labels: Vec<String> = def.labels.iter().map(|l| format!("{l}=\"x\"")).collect();
+        let labels = labels.join(",");
+        match def.kind {
+            MetricType::Histogram => {
+                for le in ["0.1", "+Inf"] {
+                    let sep = if labels.is_empty() { "" } else { "," };
+                    exposition.push_str(&format!(
+                        "{}_bucket{{{labels}{sep}le=\"{le}\"}} 1\n",
+                        def.name
+                    ));
+                }
+                exposition.push_str(&format!(
+                    "{}_sum{{{labels}}} 1\n{}_count{{{labels}}} 1\n",
+                    def.name, def.name
+                ));
+            }
+            _ => exposition.push_str(&format!("{}{{{labels}}} 1\n", def.name)),
+        }
+    }
+    exposition.push_str("process_open_fds 9\n");
+    let expected: usize = METRICS
+        .iter()
+        .map(|d| {
+            let per_set = if d.kind == MetricType::Histogram {
+                4
+            } else {
+                1
+            };
+            per_set
+                * d.labels
+                    .iter()
+                    .map(|l| label_bound(l).unwrap())
+                    .product::<usize>()
+        })
+        .sum::<usize>()
+        + 1;
+    assert_eq!(series_ceiling(&exposition), Ok(expected));
+    // A family missing from the scrape cannot be sized.
+    let without = exposition.replace("p2p_peers{} 1\n", "");
+    assert!(series_ceiling(&without).is_err());
 }
 
 #[test]
