@@ -1,5 +1,6 @@
 //! Integration tests, in one binary so they share one build and the helpers in `support`.
 
+mod alerting;
 mod binary;
 mod contract;
 mod core;
