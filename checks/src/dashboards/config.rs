@@ -18,6 +18,10 @@ pub const TAG: &str = "p2p";
 pub const PROMETHEUS_UID: &str = "prometheus";
 pub const ALERTMANAGER_UID: &str = "alertmanager";
 pub const TEMPO_UID: &str = "tempo";
+/// Where the compose stack's services answer, as Grafana's provisioning names them.
+pub const PROMETHEUS_URL: &str = "http://prometheus:9090";
+pub const ALERTMANAGER_URL: &str = "http://alertmanager:9093";
+pub const TEMPO_URL: &str = "http://tempo:3200";
 
 /// What every panel, target, variable and annotation names as its datasource: the `datasource`
 /// template variable, so one dashboard works against any Prometheus (habit 15, no `__inputs`).

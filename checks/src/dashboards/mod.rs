@@ -15,7 +15,8 @@ use serde_json::Value;
 use serde_yaml::Value as Yaml;
 
 use config::{
-    Thresholds, ALERTMANAGER_UID, DASHBOARD_FOLDER, GRAFANA_MOUNT, PROMETHEUS_UID, TEMPO_UID,
+    Thresholds, ALERTMANAGER_UID, ALERTMANAGER_URL, DASHBOARD_FOLDER, GRAFANA_MOUNT,
+    PROMETHEUS_UID, PROMETHEUS_URL, TEMPO_UID, TEMPO_URL,
 };
 use known::Known;
 
@@ -143,17 +144,19 @@ fn provisioning(root: &Path) -> Vec<String> {
                 .as_sequence()
                 .cloned()
                 .unwrap_or_default();
-            for (uid, kind) in [
-                (PROMETHEUS_UID, "prometheus"),
-                (ALERTMANAGER_UID, "alertmanager"),
-                (TEMPO_UID, "tempo"),
+            for (uid, kind, url) in [
+                (PROMETHEUS_UID, "prometheus", PROMETHEUS_URL),
+                (ALERTMANAGER_UID, "alertmanager", ALERTMANAGER_URL),
+                (TEMPO_UID, "tempo", TEMPO_URL),
             ] {
-                let found = datasources
-                    .iter()
-                    .any(|d| d["uid"].as_str() == Some(uid) && d["type"].as_str() == Some(kind));
+                let found = datasources.iter().any(|d| {
+                    d["uid"].as_str() == Some(uid)
+                        && d["type"].as_str() == Some(kind)
+                        && d["url"].as_str() == Some(url)
+                });
                 if !found {
                     problems.push(format!(
-                        "{datasources_file}: no {kind} datasource with uid {uid:?}"
+                        "{datasources_file}: no {kind} datasource with uid {uid:?} at {url}"
                     ));
                 }
             }
