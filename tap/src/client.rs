@@ -111,7 +111,8 @@ impl TapConfig {
     }
 }
 
-/// What the client has done so far.
+/// What the client has done so far. A snapshot taken while the writer is busy may count a record
+/// it is handling in none of the fields; the `stats` records the writer sends are exact.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ClientStats {
     /// Observations passed to [`TapClient::observe`].
