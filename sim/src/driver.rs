@@ -1,0 +1,110 @@
+//! Runs a scenario against a design, in virtual time (deterministic, far faster than real time) or
+//! in real time (to feed a live exporter).
+//!
+//! Virtual time is tokio's paused clock on a current-thread runtime: every `Instant::now()` in the
+//! router and the workload reads it, and the driver moves it one generator tick at a time. At each
+//! tick the consumers first take what they would have started on before it, then the peers send
+//! what is due: the real `tokio::sync::broadcast` channels see the same sends and receives, in the
+//! same order, as on a live node, so lag is the channel's own.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use p2p_observe::Observer;
+use p2p_router::workload::{ConsumerCost, LoadGenerator, TICK};
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::scenario::Scenario;
+use crate::stats::{RunResult, Stats};
+use crate::strategy::{Strategy, StrategyKind};
+
+/// Points in a run's time series.
+const SAMPLES: u64 = 200;
+
+/// One scenario against one design for `duration` of virtual time. `progress` is told the share
+/// done, about once per sample.
+pub fn run(
+    scenario: &Scenario,
+    strategy: StrategyKind,
+    duration: Duration,
+    seed: u64,
+    progress: &mut dyn FnMut(f64),
+) -> RunResult {
+    run_design(
+        scenario,
+        strategy.name(),
+        &|max_peers, cost, observer| strategy.build(max_peers, cost, observer),
+        duration,
+        seed,
+        progress,
+    )
+}
+
+/// Builds a design for a run: `(max_peers, cost, observer)`.
+pub type Build<'a> = &'a dyn Fn(usize, ConsumerCost, Arc<dyn Observer>) -> Box<dyn Strategy>;
+
+/// Like [`run`], for any design, named `name` in the result.
+pub fn run_design(
+    scenario: &Scenario,
+    name: &str,
+    build: Build<'_>,
+    duration: Duration,
+    seed: u64,
+    progress: &mut dyn FnMut(f64),
+) -> RunResult {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("a current-thread runtime starts");
+    runtime.block_on(async {
+        let stats = Arc::new(Stats::default());
+        let design = build(
+            scenario.max_peers(),
+            scenario.cost.clone(),
+            Arc::clone(&stats) as Arc<dyn Observer>,
+        );
+        let workload = p2p_router::workload::WorkloadConfig {
+            seed,
+            ..scenario.workload.clone()
+        };
+        let mut generator = LoadGenerator::new(design, workload);
+        let ticks = (duration.as_nanos() / TICK.as_nanos()).max(1) as u64;
+        let sample_every = (ticks / SAMPLES).max(1);
+        let started = Instant::now();
+        let mut series = Vec::new();
+        let (mut peers_sum, mut held_peak, mut interval_held) = (0u64, 0u64, 0u64);
+        for tick in 1..=ticks {
+            tokio::time::advance(TICK).await;
+            let now = Instant::now();
+            generator.sink_mut().catch_up(now);
+            generator.step(now);
+            peers_sum += generator.peer_count() as u64;
+            let held = generator.sink_mut().held_bytes();
+            interval_held = interval_held.max(held);
+            if tick % sample_every == 0 || tick == ticks {
+                let t = (now - started).as_secs_f64();
+                series.push(stats.sample(t, interval_held));
+                held_peak = held_peak.max(interval_held);
+                interval_held = 0;
+                progress(tick as f64 / ticks as f64);
+            }
+        }
+        stats.finish(name, series, peers_sum as f64 / ticks as f64, held_peak)
+    })
+}
+
+/// The same scenario and design in real time, reporting to `observer` (the exporter's recorder),
+/// until the task is dropped.
+pub async fn run_realtime(scenario: Scenario, strategy: StrategyKind, observer: Arc<dyn Observer>) {
+    let design = strategy.build(scenario.max_peers(), scenario.cost.clone(), observer);
+    let mut generator = LoadGenerator::new(design, scenario.workload);
+    let mut ticker = tokio::time::interval(TICK);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let now = Instant::now();
+        generator.sink_mut().catch_up(now);
+        generator.step(now);
+    }
+}

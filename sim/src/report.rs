@@ -1,0 +1,447 @@
+//! Scenario x strategy runs, the decision framework's verdict on the baseline, the channel-size
+//! recommendation, and the three renderings: a terminal table, JSON and a self-contained HTML page.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use p2p_decision::{Thresholds, Verdict};
+use serde::Serialize;
+
+use crate::driver::{run, run_design};
+use crate::scenario::Scenario;
+use crate::stats::RunResult;
+use crate::strategy::{Broadcast, StrategyKind};
+
+/// The node's router as it is: what the decision framework judges.
+pub const BASELINE: StrategyKind = StrategyKind::Broadcast2048;
+/// Largest channel the recommendation tries: 2^20 events.
+const MAX_EXPONENT: u32 = 20;
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Baseline {
+    pub strategy: String,
+    pub lag_ratio: f64,
+    pub duplicate_ratio: f64,
+    pub average_peers: f64,
+    /// The framework's choice: none, deduplicate, segmented_fanout or grow_channel.
+    pub verdict: String,
+}
+
+/// The smallest broadcast capacity (tokio rounds capacities up to a power of two) that kept lag
+/// under 1%, found by bisection over powers of two; `None` when even 2^20 did not.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Recommendation {
+    pub capacity: Option<usize>,
+    /// (capacity, lag ratio) of every capacity the search ran.
+    pub tried: Vec<(usize, f64)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ScenarioReport {
+    pub scenario: String,
+    pub summary: String,
+    pub duration_seconds: f64,
+    pub runs: Vec<RunResult>,
+    pub baseline: Baseline,
+    /// Strategies whose worst subscriber lagged under 1%.
+    pub under_1pct_lag: Vec<String>,
+    pub channel_size: Recommendation,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Report {
+    pub seed: u64,
+    pub scenarios: Vec<ScenarioReport>,
+}
+
+/// Runs every scenario against every strategy. `duration` overrides each scenario's own;
+/// `progress` is told the scenario, the run and the share of it done.
+pub fn simulate(
+    scenarios: &[Scenario],
+    strategies: &[StrategyKind],
+    duration: Option<Duration>,
+    seed: u64,
+    progress: &mut dyn FnMut(&str, &str, f64),
+) -> Report {
+    let reports = scenarios
+        .iter()
+        .map(|scenario| {
+            let duration = duration.unwrap_or(scenario.duration);
+            let mut runs: Vec<RunResult> = strategies
+                .iter()
+                .map(|kind| {
+                    run(scenario, *kind, duration, seed, &mut |done| {
+                        progress(scenario.name, kind.name(), done)
+                    })
+                })
+                .collect();
+            let baseline_run = match runs.iter().find(|r| r.strategy == BASELINE.name()) {
+                Some(found) => found.clone(),
+                None => run(scenario, BASELINE, duration, seed, &mut |done| {
+                    progress(scenario.name, BASELINE.name(), done)
+                }),
+            };
+            let thresholds = Thresholds::shipped();
+            let verdict = Verdict::decide(
+                &thresholds,
+                baseline_run.lag_ratio,
+                baseline_run.duplicate_ratio,
+                baseline_run.average_peers,
+            );
+            let channel_size = recommend(scenario, &runs, &baseline_run, duration, seed, progress);
+            runs.sort_by_key(|r| StrategyKind::parse(&r.strategy));
+            ScenarioReport {
+                scenario: scenario.name.to_owned(),
+                summary: scenario.summary.to_owned(),
+                duration_seconds: duration.as_secs_f64(),
+                under_1pct_lag: runs
+                    .iter()
+                    .filter(|r| r.criteria.lag_under_1pct)
+                    .map(|r| r.strategy.clone())
+                    .collect(),
+                baseline: Baseline {
+                    strategy: BASELINE.name().to_owned(),
+                    lag_ratio: baseline_run.lag_ratio,
+                    duplicate_ratio: baseline_run.duplicate_ratio,
+                    average_peers: baseline_run.average_peers,
+                    verdict: verdict.as_str().to_owned(),
+                },
+                runs,
+                channel_size,
+            }
+        })
+        .collect();
+    Report {
+        seed,
+        scenarios: reports,
+    }
+}
+
+/// Bisection over capacities 2^0..2^20, reusing the broadcast runs already made.
+fn recommend(
+    scenario: &Scenario,
+    runs: &[RunResult],
+    baseline: &RunResult,
+    duration: Duration,
+    seed: u64,
+    progress: &mut dyn FnMut(&str, &str, f64),
+) -> Recommendation {
+    let mut lag: BTreeMap<u32, f64> = BTreeMap::new();
+    lag.insert(11, baseline.lag_ratio);
+    for (kind, exponent) in [
+        (StrategyKind::Broadcast4096, 12),
+        (StrategyKind::Broadcast8192, 13),
+    ] {
+        if let Some(r) = runs.iter().find(|r| r.strategy == kind.name()) {
+            lag.insert(exponent, r.lag_ratio);
+        }
+    }
+    let mut lag_at = |exponent: u32| -> f64 {
+        if let Some(known) = lag.get(&exponent) {
+            return *known;
+        }
+        let capacity = 1usize << exponent;
+        let name = format!("broadcast-{capacity}");
+        let result = run_design(
+            scenario,
+            &name,
+            &|max_peers, cost, observer| {
+                Box::new(Broadcast::new(capacity, max_peers, cost, observer))
+            },
+            duration,
+            seed,
+            &mut |done| progress(scenario.name, &name, done),
+        );
+        lag.insert(exponent, result.lag_ratio);
+        result.lag_ratio
+    };
+    // Lag only falls as the channel grows: find the first power of two under 1%.
+    let (mut low, mut high) = if lag_at(11) < 0.01 {
+        (0, 11)
+    } else if lag_at(MAX_EXPONENT) < 0.01 {
+        (12, MAX_EXPONENT)
+    } else {
+        (MAX_EXPONENT + 1, MAX_EXPONENT + 1)
+    };
+    while low < high {
+        let mid = (low + high) / 2;
+        if lag_at(mid) < 0.01 {
+            high = mid;
+        } else {
+            low = mid + 1;
+        }
+    }
+    Recommendation {
+        capacity: (low <= MAX_EXPONENT).then(|| 1usize << low),
+        tried: lag.iter().map(|(e, l)| (1usize << e, *l)).collect(),
+    }
+}
+
+fn percent(ratio: f64) -> String {
+    format!("{:.2}%", ratio * 100.0)
+}
+
+fn millis(seconds: Option<f64>) -> String {
+    match seconds {
+        Some(s) if s < 0.001 => format!("{:.0}us", s * 1e6),
+        Some(s) => format!("{:.1}ms", s * 1e3),
+        None => "-".to_owned(),
+    }
+}
+
+fn bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 20 => format!("{:.1}MiB", n as f64 / (1 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.1}KiB", n as f64 / 1024.0),
+        n => format!("{n}B"),
+    }
+}
+
+const HEADERS: [&str; 12] = [
+    "strategy",
+    "lag",
+    "lost",
+    "dup",
+    "deliv p50",
+    "deliv p99",
+    "prop avg",
+    "prop p50",
+    "prop p99",
+    "peak use",
+    "held",
+    "criteria",
+];
+
+fn row(r: &RunResult) -> [String; 12] {
+    let failed: Vec<&str> = [
+        (r.criteria.lag_under_1pct, "lag"),
+        (r.criteria.propagation_avg_under_100ms, "avg"),
+        (r.criteria.propagation_p99_under_500ms, "p99"),
+        (r.criteria.memory_stable, "mem"),
+    ]
+    .iter()
+    .filter(|(ok, _)| !ok)
+    .map(|(_, name)| *name)
+    .collect();
+    [
+        r.strategy.clone(),
+        percent(r.lag_ratio),
+        r.events_lost.to_string(),
+        percent(r.duplicate_ratio),
+        millis(r.delivery_latency_p50_seconds),
+        millis(r.delivery_latency_p99_seconds),
+        millis(r.block_propagation_avg_seconds),
+        millis(r.block_propagation_p50_seconds),
+        millis(r.block_propagation_p99_seconds),
+        format!(
+            "{:.0}% {}",
+            r.peak_channel_usage_ratio * 100.0,
+            r.peak_channel
+        ),
+        bytes(r.peak_held_payload_bytes),
+        if failed.is_empty() {
+            "PASS".to_owned()
+        } else {
+            format!("FAIL({})", failed.join(","))
+        },
+    ]
+}
+
+fn conclusion(s: &ScenarioReport) -> Vec<String> {
+    let b = &s.baseline;
+    let fixes = if s.under_1pct_lag.is_empty() {
+        "none".to_owned()
+    } else {
+        s.under_1pct_lag.join(", ")
+    };
+    let size = match s.channel_size.capacity {
+        Some(capacity) => format!("{capacity} events keeps lag under 1%"),
+        None => "no capacity up to 2^20 keeps lag under 1%: the consumer is overloaded on average"
+            .to_owned(),
+    };
+    let tried: Vec<String> = s
+        .channel_size
+        .tried
+        .iter()
+        .map(|(c, l)| format!("{c}: {}", percent(*l)))
+        .collect();
+    vec![
+        format!(
+            "verdict on {}: lag {}, duplicate invs {}, average peers {:.0} -> {}",
+            b.strategy,
+            percent(b.lag_ratio),
+            percent(b.duplicate_ratio),
+            b.average_peers,
+            b.verdict
+        ),
+        format!("under 1% lag: {fixes}"),
+        format!("channel size: {size} (tried {})", tried.join(", ")),
+    ]
+}
+
+/// The report as aligned text tables, one per scenario.
+pub fn render_table(report: &Report) -> String {
+    let mut out = String::new();
+    for s in &report.scenarios {
+        let _ = writeln!(
+            out,
+            "== {} ({:.0} s simulated, seed {})\n   {}",
+            s.scenario, s.duration_seconds, report.seed, s.summary
+        );
+        let rows: Vec<[String; 12]> = s.runs.iter().map(row).collect();
+        let widths: Vec<usize> = (0..HEADERS.len())
+            .map(|i| {
+                rows.iter()
+                    .map(|r| r[i].len())
+                    .chain([HEADERS[i].len()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let line = |cells: &[String]| {
+            let padded: Vec<String> = cells
+                .iter()
+                .zip(&widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect();
+            padded.join("  ").trim_end().to_owned()
+        };
+        let headers: Vec<String> = HEADERS.iter().map(|h| h.to_string()).collect();
+        let _ = writeln!(out, "{}", line(&headers));
+        for r in &rows {
+            let _ = writeln!(out, "{}", line(r));
+        }
+        for text in conclusion(s) {
+            let _ = writeln!(out, "{text}");
+        }
+        out.push('\n');
+    }
+    out
+}
+
+pub fn render_json(report: &Report) -> String {
+    serde_json::to_string_pretty(report).expect("the report serialises")
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+const PALETTE: [&str; 10] = [
+    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+    "#7f7f7f", "#bcbd22",
+];
+
+/// A line chart of one value over time, one line per run, as inline SVG.
+fn chart(title: &str, runs: &[RunResult], value: &dyn Fn(&crate::stats::Sample) -> f64) -> String {
+    let (width, height, left, bottom) = (640.0, 220.0, 50.0, 30.0);
+    let t_max = runs
+        .iter()
+        .flat_map(|r| r.series.last())
+        .map(|s| s.t_seconds)
+        .fold(1.0_f64, f64::max);
+    let y_max = runs
+        .iter()
+        .flat_map(|r| r.series.iter().map(value))
+        .fold(0.0_f64, f64::max)
+        .max(0.01);
+    let x = |t: f64| left + (width - left - 10.0) * t / t_max;
+    let y = |v: f64| (height - bottom) - (height - bottom - 10.0) * v / y_max;
+    let mut svg = format!(
+        r#"<figure><figcaption>{}</figcaption><svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">"#,
+        escape(title)
+    );
+    let _ = write!(
+        svg,
+        r##"<line x1="{left}" y1="{b}" x2="{r}" y2="{b}" stroke="#888"/><line x1="{left}" y1="10" x2="{left}" y2="{b}" stroke="#888"/><text x="4" y="14" font-size="11">{top:.1}%</text><text x="4" y="{b}" font-size="11">0%</text><text x="{left}" y="{t}" font-size="11">0 s</text><text x="{r2}" y="{t}" font-size="11" text-anchor="end">{t_max:.0} s</text>"##,
+        b = height - bottom,
+        r = width - 10.0,
+        top = y_max * 100.0,
+        t = height - 10.0,
+        r2 = width - 10.0,
+    );
+    for (i, r) in runs.iter().enumerate() {
+        let points: Vec<String> = r
+            .series
+            .iter()
+            .map(|s| format!("{:.1},{:.1}", x(s.t_seconds), y(value(s))))
+            .collect();
+        let _ = write!(
+            svg,
+            r#"<polyline fill="none" stroke="{}" stroke-width="1.5" points="{}"><title>{}</title></polyline>"#,
+            PALETTE[i % PALETTE.len()],
+            points.join(" "),
+            escape(&r.strategy)
+        );
+    }
+    svg.push_str("</svg><div class=\"legend\">");
+    for (i, r) in runs.iter().enumerate() {
+        let _ = write!(
+            svg,
+            r#"<span><i style="background:{}"></i>{}</span>"#,
+            PALETTE[i % PALETTE.len()],
+            escape(&r.strategy)
+        );
+    }
+    svg.push_str("</div></figure>");
+    svg
+}
+
+/// One HTML page with inline CSS and SVG: it opens offline, and loads nothing.
+pub fn render_html(report: &Report) -> String {
+    let mut html = String::from(
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>P2P router what-if simulation</title><style>
+body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}
+table{border-collapse:collapse;font-size:13px;margin:1em 0}th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}
+th:first-child,td:first-child{text-align:left}.pass{color:#197a1e;font-weight:bold}.fail{color:#b3261e;font-weight:bold}
+figure{display:inline-block;margin:0 1em 1em 0}figcaption{font-weight:bold;font-size:13px}
+.legend span{margin-right:1em;font-size:12px}.legend i{display:inline-block;width:10px;height:10px;margin-right:4px}
+.verdict{background:#f3f3f3;padding:.6em 1em;border-left:4px solid #1f77b4}
+</style></head><body><h1>P2P router what-if simulation</h1>
+<p>Each scenario ran in virtual time against every router design. Lag is the worst subscriber's
+lagged / (received + lagged); criteria are the seed's: lag &lt; 1%, average block propagation &lt;
+100 ms, p99 &lt; 500 ms, queued memory stable. How to read this page: docs/simulator.md.</p>"#,
+    );
+    let _ = write!(html, "<p>Seed {}.</p>", report.seed);
+    for s in &report.scenarios {
+        let _ = write!(
+            html,
+            "<h2>{}</h2><p>{} ({:.0} s simulated)</p><table><tr>",
+            escape(&s.scenario),
+            escape(&s.summary),
+            s.duration_seconds
+        );
+        for h in HEADERS {
+            let _ = write!(html, "<th>{}</th>", escape(h));
+        }
+        html.push_str("</tr>");
+        for r in &s.runs {
+            html.push_str("<tr>");
+            let cells = row(r);
+            for (i, cell) in cells.iter().enumerate() {
+                let class = match (i, r.pass) {
+                    (11, true) => " class=\"pass\"",
+                    (11, false) => " class=\"fail\"",
+                    _ => "",
+                };
+                let _ = write!(html, "<td{class}>{}</td>", escape(cell));
+            }
+            html.push_str("</tr>");
+        }
+        html.push_str("</table><div class=\"verdict\">");
+        for text in conclusion(s) {
+            let _ = write!(html, "<p>{}</p>", escape(&text));
+        }
+        html.push_str("</div>");
+        html.push_str(&chart("Lag ratio over time", &s.runs, &|p| p.lag_ratio));
+        html.push_str(&chart("Peak channel usage over time", &s.runs, &|p| {
+            p.usage_ratio
+        }));
+    }
+    html.push_str("</body></html>\n");
+    html
+}
