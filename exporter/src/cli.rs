@@ -6,7 +6,10 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use p2p_router::workload::{ConsumerCost, WorkloadConfig};
 
+use crate::embedded::Simulated;
 use crate::recorder::RecorderConfig;
+use crate::telemetry::{OtlpProtocol, TelemetryConfig};
+use p2p_sim::{Scenario, StrategyKind};
 
 /// The exporter's documented default port.
 pub const DEFAULT_PORT: u16 = 9730;
@@ -40,6 +43,50 @@ pub struct Cli {
 pub enum Command {
     /// Print the decision framework's verdict of a running exporter.
     Decide(DecideArgs),
+    /// Run stress scenarios against the router designs in virtual time and report which bring
+    /// lag under 1% (docs/simulator.md).
+    Simulate(SimulateArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SimulateArgs {
+    /// Scenarios to run, repeatable or comma-separated, or `all`.
+    #[arg(long, value_name = "NAME", value_delimiter = ',', default_value = "all", value_parser = p2p_sim::cli::scenario_name)]
+    pub scenario: Vec<String>,
+
+    /// Router designs to run each scenario against, repeatable or comma-separated, or `all`.
+    #[arg(long, value_name = "NAME", value_delimiter = ',', default_value = "all", value_parser = p2p_sim::cli::strategy_name)]
+    pub strategy: Vec<String>,
+
+    /// Simulated time per run (each scenario has its own default).
+    #[arg(long, value_parser = positive_duration)]
+    pub duration: Option<Duration>,
+
+    /// Seed of the workload's random choices; the same seed gives the same numbers.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+
+    /// Print JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Also write a self-contained HTML report (charts included) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<std::path::PathBuf>,
+}
+
+impl SimulateArgs {
+    pub fn run(&self) -> anyhow::Result<()> {
+        let options = p2p_sim::cli::Options {
+            scenarios: self.scenario.clone(),
+            strategies: self.strategy.clone(),
+            duration: self.duration,
+            seed: self.seed,
+            json: self.json,
+            report: self.report.clone(),
+        };
+        p2p_sim::cli::run(&options).map_err(|e| anyhow::anyhow!("cannot write the report: {e}"))
+    }
 }
 
 #[derive(Args, Debug)]
@@ -71,10 +118,49 @@ pub struct ServeArgs {
     pub workload: WorkloadArgs,
 
     #[command(flatten)]
+    pub design: DesignArgs,
+
+    #[command(flatten)]
     pub consumer: ConsumerArgs,
 
     #[command(flatten)]
     pub exporter: ExporterArgs,
+
+    #[command(flatten)]
+    pub source: crate::tap::SourceArgs,
+
+    #[command(flatten)]
+    pub traces: TraceArgs,
+}
+
+#[derive(Args, Debug)]
+#[command(next_help_heading = "Traces (OTLP; off unless an endpoint is set)")]
+pub struct TraceArgs {
+    /// OTLP collector endpoint, e.g. http://otel-collector:4318 (http/protobuf) or
+    /// http://otel-collector:4317 (grpc). Without http:// a gRPC endpoint means TLS.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+
+    #[arg(
+        long,
+        env = "OTEL_EXPORTER_OTLP_PROTOCOL",
+        value_enum,
+        default_value = "http/protobuf"
+    )]
+    pub otlp_protocol: OtlpProtocol,
+
+    /// Longest wait for one export before its spans are dropped and counted.
+    #[arg(long, env = "P2P_OTLP_TIMEOUT", default_value = "5s", value_parser = positive_duration)]
+    pub otlp_timeout: Duration,
+
+    /// Fraction of blocks traced, decided on the trace id (derived from the block hash), so every
+    /// sidecar traces the same blocks.
+    #[arg(long, env = "P2P_TRACE_SAMPLE_RATIO", default_value_t = 1.0, value_parser = ratio)]
+    pub trace_sample_ratio: f64,
+
+    /// This node's identity in every span's resource (p2p.node.id); defaults to the host name.
+    #[arg(long, env = "P2P_NODE_ID")]
+    pub node_id: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -93,6 +179,34 @@ pub struct RouterArgs {
     /// Peers the router accepts; registrations past it are refused and counted.
     #[arg(long, env = "P2P_MAX_PEERS", default_value_t = 125)]
     pub max_peers: usize,
+}
+
+/// Run a simulator scenario and router design in real time instead of the workload flags on the
+/// node's router.
+#[derive(Args, Debug)]
+#[command(next_help_heading = "Simulated design (docs/simulator.md)")]
+pub struct DesignArgs {
+    /// Named scenario to run in real time (its own workload and consumer costs).
+    #[arg(long, env = "P2P_SCENARIO", value_name = "NAME", value_parser = scenario_name)]
+    pub scenario: Option<String>,
+
+    /// Router design to run; default broadcast-2048, the node's router.
+    #[arg(long, env = "P2P_STRATEGY", value_name = "NAME", value_parser = strategy_name)]
+    pub strategy: Option<String>,
+}
+
+fn scenario_name(name: &str) -> Result<String, String> {
+    match p2p_sim::cli::scenario_name(name)? {
+        all if all == "all" => Err("a live exporter runs one scenario, not all".into()),
+        name => Ok(name),
+    }
+}
+
+fn strategy_name(name: &str) -> Result<String, String> {
+    match p2p_sim::cli::strategy_name(name)? {
+        all if all == "all" => Err("a live exporter runs one strategy, not all".into()),
+        name => Ok(name),
+    }
 }
 
 #[derive(Args, Debug)]
@@ -182,10 +296,44 @@ impl ServeArgs {
         }
     }
 
+    /// The scenario and design to run in real time; `None` (neither flag) is the node's router
+    /// under the workload flags, as before. A strategy alone runs the workload flags on it.
+    pub fn design(&self) -> Option<Simulated> {
+        let strategy = match &self.design.strategy {
+            Some(name) => StrategyKind::parse(name)?,
+            None if self.design.scenario.is_some() => StrategyKind::Broadcast2048,
+            None => return None,
+        };
+        let scenario = match &self.design.scenario {
+            Some(name) => p2p_sim::scenario::by_name(name)?,
+            None => Scenario {
+                name: "testnet",
+                summary: "The workload flags.",
+                workload: self.workload(),
+                cost: self.consumer_cost(),
+                duration: Duration::MAX,
+            },
+        };
+        Some(Simulated { scenario, strategy })
+    }
+
     pub fn consumer_cost(&self) -> ConsumerCost {
         ConsumerCost {
             block: self.consumer.block_cost,
             message: self.consumer.message_cost,
+            ..ConsumerCost::default()
+        }
+    }
+
+    pub fn telemetry(&self) -> TelemetryConfig {
+        let t = &self.traces;
+        TelemetryConfig {
+            endpoint: t.otlp_endpoint.clone(),
+            protocol: t.otlp_protocol,
+            sample_ratio: t.trace_sample_ratio,
+            export_timeout: t.otlp_timeout,
+            shutdown_timeout: Duration::from_secs(5),
+            node_id: t.node_id.clone().unwrap_or_else(host_name),
         }
     }
 
@@ -194,9 +342,18 @@ impl ServeArgs {
             dedup_ttl: self.exporter.dedup_ttl,
             dedup_max_items: self.exporter.dedup_max_items as usize,
             peak_window: self.exporter.peak_window,
-            ..RecorderConfig::default()
+            source: self.source.source.as_str(),
         }
     }
+}
+
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 fn duration(text: &str) -> Result<Duration, String> {

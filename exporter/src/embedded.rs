@@ -4,8 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use p2p_observe::Observer;
 use p2p_router::workload::{run_consumer, ConsumerCost, LoadGenerator, WorkloadConfig};
 use p2p_router::Router;
+use p2p_sim::{run_realtime, Scenario, StrategyKind};
 use tokio::task::JoinSet;
 
 use crate::recorder::Recorder;
@@ -20,13 +22,34 @@ pub struct EmbeddedConfig {
     pub max_peers: usize,
     pub workload: WorkloadConfig,
     pub cost: ConsumerCost,
+    /// A simulator scenario and design to run in real time instead of the node's router.
+    pub design: Option<Simulated>,
 }
 
-/// Spawns the router's consumer loop, the load generator and the resource sampler onto `tasks`.
-pub fn start(config: EmbeddedConfig, recorder: Arc<Recorder>, tasks: &mut JoinSet<()>) -> Router {
+/// A scenario on a router design, run in real time to feed /metrics.
+#[derive(Debug)]
+pub struct Simulated {
+    pub scenario: Scenario,
+    pub strategy: StrategyKind,
+}
+
+/// Spawns the router's consumer loop, the load generator and the resource sampler onto `tasks`;
+/// with a design, the simulator's real-time driver instead of the first two.
+/// The router reports to `observer` (the recorder, possibly wrapped by span derivation).
+pub fn start(
+    config: EmbeddedConfig,
+    observer: Arc<dyn Observer>,
+    recorder: Arc<Recorder>,
+    tasks: &mut JoinSet<()>,
+) {
+    tasks.spawn(resources::sample_self(recorder, RESOURCE_PERIOD));
+    if let Some(design) = config.design {
+        tasks.spawn(run_realtime(design.scenario, design.strategy, observer));
+        return;
+    }
     let router = Router::builder(config.max_peers)
         .capacity(config.capacity)
-        .observer(recorder.clone())
+        .observer(observer)
         .build();
     let consumer = router.subscribe(CONSUMER);
     tasks.spawn(run_consumer(
@@ -34,7 +57,5 @@ pub fn start(config: EmbeddedConfig, recorder: Arc<Recorder>, tasks: &mut JoinSe
         config.cost,
         Arc::clone(router.observer()),
     ));
-    tasks.spawn(LoadGenerator::new(router.clone(), config.workload).run());
-    tasks.spawn(resources::sample_self(recorder, RESOURCE_PERIOD));
-    router
+    tasks.spawn(LoadGenerator::new(router, config.workload).run());
 }

@@ -4,11 +4,14 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
+use opentelemetry_sdk::trace::SdkTracer;
 use p2p_exporter::cli::{Cli, Command, LogFormat, ServeArgs};
 use p2p_exporter::decision::{DecisionEngine, Thresholds};
 use p2p_exporter::embedded::{self, EmbeddedConfig};
 use p2p_exporter::http::{app, AppState};
 use p2p_exporter::recorder::Recorder;
+use p2p_exporter::tap::{Source, TapSource};
+use p2p_exporter::telemetry;
 use prometheus::Registry;
 use tokio::task::JoinSet;
 use tracing_subscriber::EnvFilter;
@@ -31,10 +34,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(err) = init_logging(&cli) {
-        eprintln!("error: {err:#}");
-        return ExitCode::from(2);
-    }
+    let filter = match EnvFilter::try_new(&cli.log_level) {
+        Ok(filter) => filter,
+        Err(err) => {
+            eprintln!("error: invalid --log-level {:?}: {err}", cli.log_level);
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -43,8 +49,12 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        None => runtime.block_on(serve(cli.serve)),
-        Some(Command::Decide(args)) => runtime.block_on(p2p_exporter::decision::print(args)),
+        None => run_server(&runtime, cli.serve, filter, cli.log_format),
+        Some(Command::Simulate(args)) => args.run(),
+        Some(Command::Decide(args)) => {
+            init_logging(filter, cli.log_format, None);
+            runtime.block_on(p2p_exporter::decision::print(args))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -55,42 +65,91 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(cli: &Cli) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_new(&cli.log_level)
-        .with_context(|| format!("invalid --log-level {:?}", cli.log_level))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+fn init_logging(filter: EnvFilter, format: LogFormat, tracer: Option<SdkTracer>) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    match cli.log_format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-    Ok(())
+        .with_ansi(ansi);
+    let fmt = match format {
+        LogFormat::Text => fmt.boxed(),
+        LogFormat::Json => fmt.json().boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(tracer.map(|tracer| tracing_opentelemetry::layer().with_tracer(tracer)))
+        .init();
 }
 
-async fn serve(cli: ServeArgs) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(cli.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", cli.listen))?;
-    let address = listener.local_addr()?;
-
+/// Sets up metrics and telemetry, serves until SIGTERM or ctrl-c, then flushes spans while the
+/// runtime can still carry them.
+fn run_server(
+    runtime: &tokio::runtime::Runtime,
+    args: ServeArgs,
+    filter: EnvFilter,
+    format: LogFormat,
+) -> anyhow::Result<()> {
     let registry = Registry::new();
     registry.register(Box::new(
         prometheus::process_collector::ProcessCollector::for_self(),
     ))?;
-    let recorder = Arc::new(Recorder::new(&registry, cli.recorder())?);
+    let recorder = Arc::new(Recorder::new(&registry, args.recorder())?);
+    let telemetry = {
+        // The gRPC exporter's client lives on the runtime.
+        let _runtime = runtime.enter();
+        telemetry::init(&args.telemetry(), recorder.span_counters())
+    };
+    let telemetry = match telemetry {
+        Ok(telemetry) => telemetry,
+        Err(err) => {
+            init_logging(filter, format, None);
+            return Err(err.context("cannot set up OTLP traces"));
+        }
+    };
+    init_logging(filter, format, telemetry.tracer());
+    let result = runtime.block_on(serve(args, registry, recorder, telemetry.tracer()));
+    drop(telemetry);
+    result
+}
+
+async fn serve(
+    args: ServeArgs,
+    registry: Registry,
+    recorder: Arc<Recorder>,
+    tracer: Option<SdkTracer>,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let address = listener.local_addr()?;
+
     let mut tasks = JoinSet::new();
-    embedded::start(
-        EmbeddedConfig {
-            capacity: cli.router.capacity as usize,
-            max_peers: cli.router.max_peers,
-            workload: cli.workload(),
-            cost: cli.consumer_cost(),
-        },
-        Arc::clone(&recorder),
-        &mut tasks,
-    );
+    let observer = telemetry::observer(Arc::clone(&recorder), tracer);
+    let source = args.source.source;
+    match source {
+        Source::Embedded => {
+            embedded::start(
+                EmbeddedConfig {
+                    capacity: args.router.capacity as usize,
+                    max_peers: args.router.max_peers,
+                    workload: args.workload(),
+                    cost: args.consumer_cost(),
+                    design: args.design(),
+                },
+                observer,
+                Arc::clone(&recorder),
+                &mut tasks,
+            );
+        }
+        Source::Tap => {
+            let tap = TapSource::bind(&args.source.tap()).await?;
+            tracing::info!(tap = %tap.endpoint(), "waiting for the node's tap client");
+            tap.start(observer, Arc::clone(&recorder), &mut tasks);
+        }
+    }
     let decision = Arc::new(DecisionEngine::new(
         Thresholds::shipped(),
         Arc::clone(&recorder),
@@ -103,7 +162,10 @@ async fn serve(cli: ServeArgs) -> anyhow::Result<()> {
         decision,
         ready: Arc::clone(&ready),
     };
-    tracing::info!(%address, source = "embedded", "listening");
+    // Ready once the source runs: in tap mode that is "the node can connect", not "a node is
+    // connected", so a sidecar whose node is down keeps being scraped and p2p_tap_connected=0
+    // can page (docs/tap-integration.md).
+    tracing::info!(%address, source = source.as_str(), "listening");
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown_signal())
         .await

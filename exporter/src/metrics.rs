@@ -66,6 +66,7 @@ pub const METRICS: &[MetricDef] = &[
     def("p2p_inv_duplicate_messages_total", C, &[], "Inv messages whose every item was already seen within the dedup TTL (what deduplication would drop)."),
     def("p2p_inv_items_total", C, &[], "Inventory items announced in inv messages."),
     def("p2p_inv_duplicate_items_total", C, &[], "Inventory items already seen within the dedup TTL."),
+    def("p2p_inv_dropped_messages_total", C, &[], "Inv messages a deduplicating router dropped before they entered a channel (zero on the node's single-channel router)."),
     def("p2p_inv_dedup_tracked_items", G, &[], "Inventory items the duplicate tracker remembers."),
     def("p2p_inv_dedup_evictions_total", C, &[], "Items the duplicate tracker forgot before their TTL because it was full; while this grows, duplicate counts are a lower bound."),
     def("p2p_peers", G, &[], "Connected peers."),
@@ -79,8 +80,23 @@ pub const METRICS: &[MetricDef] = &[
     def("p2p_chain_reorg_depth_blocks_total", C, &[], "Blocks undone by reorganisations."),
     def("p2p_node_resident_memory_bytes", G, &[], "Resident memory of the node process (of the exporter process when running the embedded router)."),
     def("p2p_node_cpu_seconds_total", C, &[], "CPU time used by the node process (by the exporter process when running the embedded router)."),
+    def("p2p_exporter_spans_ended_total", C, &[], "Spans handed to the OTLP pipeline (0 while tracing is off)."),
+    def("p2p_exporter_spans_exported_total", C, &[], "Spans the OTLP exporter delivered."),
+    def("p2p_exporter_spans_export_failed_total", C, &[], "Spans dropped because their OTLP export failed or timed out; ended - exported - failed is what waits in, or was dropped from, the bounded queue."),
+    def("p2p_tap_connected", G, &[], "1 while a node's tap client is connected to the tap source (always 0 with the embedded source)."),
+    def("p2p_tap_connections_total", C, &["result"], "Connections to the tap source, by result: accepted, refused_busy (a node is already connected), refused_handshake (no valid hello or a wrong token)."),
+    def("p2p_tap_records_total", C, &[], "Observation records the tap source accepted and passed to the recorder."),
+    def("p2p_tap_records_rejected_total", C, &["reason"], "Lines the tap source skipped, by reason (see docs/tap-protocol.md); the connection keeps serving."),
+    def("p2p_tap_client_records_total", C, &[], "Observations the node's tap client produced, from its stats records; summed over node restarts."),
+    def("p2p_tap_client_dropped_records_total", C, &["reason"], "Observations the node's tap client did not deliver, by reason: queue_full (dropped, never sent) or connection_lost (in a write that failed); summed over node restarts."),
+    def("p2p_tap_node_sessions_total", C, &[], "Runs of the node seen by the tap source (a new hello session); a rise is a node restart, not lag."),
     def("p2p_exporter_build_info", G, &["version", "source"], "Always 1; labels carry the exporter version and its observation source."),
 ];
+
+/// `result` of `p2p_tap_connections_total`.
+pub const TAP_CONNECTION_RESULTS: [&str; 3] = ["accepted", "refused_busy", "refused_handshake"];
+/// `reason` of `p2p_tap_client_dropped_records_total`.
+pub const TAP_CLIENT_DROP_REASONS: [&str; 2] = ["queue_full", "connection_lost"];
 
 /// Label values of each labelled metric that are not fixed by the code: `channel` and `subscriber`
 /// come from names the router's code chooses, bounded by [`MAX_NAMES`]; everything else is closed.
@@ -122,9 +138,35 @@ fn register<C: Collector + Clone + 'static>(registry: &Registry, collector: C) -
     collector
 }
 
+/// The tap source's own health. Every label value is pre-registered so each series exists (at 0)
+/// from the start, and `rate()` sees the first rejection.
+pub struct TapMetrics {
+    pub connected: IntGauge,
+    /// Indexed like [`TAP_CONNECTION_RESULTS`].
+    pub connections: [IntCounter; 3],
+    pub records: IntCounter,
+    /// Indexed like [`p2p_tap::Reject::ALL`].
+    pub rejected: [IntCounter; p2p_tap::Reject::ALL.len()],
+    pub client_records: IntCounter,
+    /// Indexed like [`TAP_CLIENT_DROP_REASONS`].
+    pub client_dropped: [IntCounter; 2],
+    pub sessions: IntCounter,
+}
+
+impl TapMetrics {
+    pub fn reject(&self, reason: p2p_tap::Reject) -> &IntCounter {
+        let index = p2p_tap::Reject::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .expect("Reject::ALL lists every reason");
+        &self.rejected[index]
+    }
+}
+
 /// Every handle, registered on the registry it was built with. Label handles that are known at
 /// start-up are looked up here once, so the hot path is an atomic add.
 pub struct Metrics {
+    pub tap: TapMetrics,
     pub events_sent: IntCounterVec,
     pub events_received: IntCounterVec,
     pub lagged: IntCounterVec,
@@ -138,6 +180,7 @@ pub struct Metrics {
     pub inv_duplicate_messages: IntCounter,
     pub inv_items: IntCounter,
     pub inv_duplicate_items: IntCounter,
+    pub inv_dropped: IntCounter,
     pub dedup_tracked: IntGauge,
     pub dedup_evictions: IntCounter,
     pub peers: IntGauge,
@@ -152,6 +195,9 @@ pub struct Metrics {
     pub reorg_depth: IntCounter,
     pub node_memory: IntGauge,
     pub node_cpu: Counter,
+    pub spans_ended: IntCounter,
+    pub spans_exported: IntCounter,
+    pub spans_export_failed: IntCounter,
 }
 
 impl Metrics {
@@ -182,7 +228,21 @@ impl Metrics {
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION"), source])
             .set(1);
+        let tap_connections = counter_vec("p2p_tap_connections_total");
+        let tap_rejected = counter_vec("p2p_tap_records_rejected_total");
+        let tap_client_dropped = counter_vec("p2p_tap_client_dropped_records_total");
+        let tap = TapMetrics {
+            connected: register(registry, IntGauge::with_opts(opts("p2p_tap_connected"))?),
+            connections: TAP_CONNECTION_RESULTS.map(|r| tap_connections.with_label_values(&[r])),
+            records: counter("p2p_tap_records_total"),
+            rejected: p2p_tap::Reject::ALL.map(|r| tap_rejected.with_label_values(&[r.as_str()])),
+            client_records: counter("p2p_tap_client_records_total"),
+            client_dropped: TAP_CLIENT_DROP_REASONS
+                .map(|r| tap_client_dropped.with_label_values(&[r])),
+            sessions: counter("p2p_tap_node_sessions_total"),
+        };
         Ok(Metrics {
+            tap,
             events_sent: counter_vec("p2p_events_sent_total"),
             events_received: counter_vec("p2p_events_received_total"),
             lagged: counter_vec("p2p_event_channel_lag_total"),
@@ -211,6 +271,7 @@ impl Metrics {
             inv_duplicate_messages: counter("p2p_inv_duplicate_messages_total"),
             inv_items: counter("p2p_inv_items_total"),
             inv_duplicate_items: counter("p2p_inv_duplicate_items_total"),
+            inv_dropped: counter("p2p_inv_dropped_messages_total"),
             dedup_tracked: register(
                 registry,
                 IntGauge::with_opts(opts("p2p_inv_dedup_tracked_items"))?,
@@ -238,6 +299,9 @@ impl Metrics {
                 registry,
                 Counter::with_opts(opts("p2p_node_cpu_seconds_total"))?,
             ),
+            spans_ended: counter("p2p_exporter_spans_ended_total"),
+            spans_exported: counter("p2p_exporter_spans_exported_total"),
+            spans_export_failed: counter("p2p_exporter_spans_export_failed_total"),
         })
     }
 }

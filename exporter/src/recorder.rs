@@ -158,6 +158,28 @@ impl Recorder {
         self.metrics.dedup_tracked.set(self.dedup.tracked() as i64);
     }
 
+    /// Where the OTLP pipeline reports its span counts.
+    pub fn span_counters(&self) -> crate::telemetry::SpanCounters {
+        crate::telemetry::SpanCounters {
+            ended: self.metrics.spans_ended.clone(),
+            exported: self.metrics.spans_exported.clone(),
+            failed: self.metrics.spans_export_failed.clone(),
+        }
+    }
+
+    /// The handles, for a source that reports on itself (the tap source's own health).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The source says the node restarted: its CPU time starts again from zero, and what it
+    /// reports next is all new (without this, a restarted node that has already used more CPU
+    /// than the old run's last sample would be counted from the old total).
+    pub fn node_restarted(&self) {
+        self.last_cpu_seconds
+            .store(0f64.to_bits(), Ordering::Relaxed);
+    }
+
     pub fn totals(&self) -> Totals {
         let mut subscribers = Vec::new();
         self.subscribers.for_each(|name, s| {
@@ -270,6 +292,7 @@ impl Observer for Recorder {
                     m.dedup_evictions.inc_by(verdict.evicted_live as u64);
                 }
             }
+            Observation::InvDropped => m.inv_dropped.inc(),
             Observation::EventReceived {
                 subscriber,
                 latency,
@@ -281,7 +304,7 @@ impl Observer for Recorder {
                 subscriber,
                 skipped,
             } => self.subscriber(subscriber, |s| s.lagged.inc_by(skipped)),
-            Observation::BlockAccepted { propagation } => {
+            Observation::BlockAccepted { propagation, .. } => {
                 m.blocks_accepted.inc();
                 m.block_propagation.observe(propagation.as_secs_f64());
             }

@@ -208,6 +208,9 @@ pub enum Observation<'a> {
         kind: MessageKind,
         inventory: &'a [InventoryItem],
     },
+    /// A deduplicating router dropped an `inv` whose every item it had seen within its window,
+    /// before the message entered a channel.
+    InvDropped,
     /// A subscriber received one event, `latency` after it was sent.
     EventReceived {
         subscriber: Name<'a>,
@@ -217,8 +220,13 @@ pub enum Observation<'a> {
     /// `RecvError::Lagged(n)`.
     SubscriberLagged { subscriber: Name<'a>, skipped: u64 },
     /// The node accepted a block onto its chain, `propagation` after the block was first announced
-    /// to it.
-    BlockAccepted { propagation: Duration },
+    /// to it. The hash and height identify the block across every node's traces; they never
+    /// become labels.
+    BlockAccepted {
+        hash: [u8; 32],
+        height: u64,
+        propagation: Duration,
+    },
     /// A block that did not connect to the best chain.
     BlockOrphaned,
     /// The best chain switched branches, undoing `depth` blocks.

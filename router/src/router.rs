@@ -167,9 +167,7 @@ impl Router {
                     max_peers: self.inner.max_peers,
                 });
             }
-            let id = PeerId(scramble(
-                self.inner.next_peer.fetch_add(1, Ordering::Relaxed),
-            ));
+            let id = PeerId::from_counter(self.inner.next_peer.fetch_add(1, Ordering::Relaxed));
             let summary = PeerSummary {
                 id,
                 address,
@@ -276,14 +274,6 @@ impl Router {
     }
 }
 
-/// Peer ids look random in the node; a bijective mix of a counter keeps them unique and
-/// reproducible.
-fn scramble(counter: u64) -> u64 {
-    let mut z = counter.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z ^ (z >> 31)
-}
-
 /// A named receiver of the router's events. Same results as `broadcast::Receiver::recv`, and every
 /// receive and every lag is reported to the router's observer.
 pub struct Subscriber {
@@ -314,8 +304,16 @@ impl Subscriber {
     }
 
     pub fn try_recv(&mut self) -> Result<PeerEvent, TryRecvError> {
+        self.try_recv_at(Instant::now()).map(|(event, _)| event)
+    }
+
+    /// Like [`Subscriber::try_recv`] for a consumer that takes the event at `now`, which may be
+    /// later than the clock: a simulated consumer that is still busy with earlier events. Returns
+    /// the instant the event was sent; the reported latency is `now - sent_at` (zero if the event
+    /// was sent after `now`).
+    pub fn try_recv_at(&mut self, now: Instant) -> Result<(PeerEvent, Instant), TryRecvError> {
         match self.receiver.try_recv() {
-            Ok(envelope) => Ok(self.received(envelope).0),
+            Ok(envelope) => Ok(self.received_at(envelope, now)),
             Err(TryRecvError::Lagged(skipped)) => {
                 self.lagged(skipped);
                 Err(TryRecvError::Lagged(skipped))
@@ -325,9 +323,13 @@ impl Subscriber {
     }
 
     fn received(&self, envelope: Envelope) -> (PeerEvent, Instant) {
+        self.received_at(envelope, Instant::now())
+    }
+
+    fn received_at(&self, envelope: Envelope, now: Instant) -> (PeerEvent, Instant) {
         self.observer.observe(Observation::EventReceived {
             subscriber: self.name,
-            latency: envelope.sent_at.elapsed(),
+            latency: now.saturating_duration_since(envelope.sent_at),
         });
         (envelope.event, envelope.sent_at)
     }

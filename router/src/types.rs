@@ -9,6 +9,16 @@ pub use p2p_observe::{InvType, InventoryItem, MessageKind};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PeerId(pub u64);
 
+impl PeerId {
+    /// Peer ids look random in the node; a bijective mix of a counter keeps them unique and
+    /// reproducible.
+    pub fn from_counter(counter: u64) -> PeerId {
+        let mut z = counter.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        PeerId(z ^ (z >> 31))
+    }
+}
+
 impl fmt::Display for PeerId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:016x}", self.0)

@@ -10,13 +10,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use p2p_observe::{Observation, Observer};
+use p2p_observe::{MessageKind, Observation, Observer};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::rng::SplitMix64;
-use crate::router::{Router, Subscriber};
+use crate::router::{Router, RouterError, Subscriber};
 use crate::types::{
     BlockHeader, InvType, Inventory, InventoryItem, NetMessage, NodeAddr, PeerEvent, PeerId,
     VersionInfo,
@@ -24,7 +24,7 @@ use crate::types::{
 
 /// How often the generator wakes up; messages due in between go out together, as they would from
 /// a socket read loop.
-const TICK: Duration = Duration::from_millis(10);
+pub const TICK: Duration = Duration::from_millis(10);
 /// Duplicates re-announce items at most this old, inside the seed's 5 s dedup window.
 const DUPLICATE_SOURCE_AGE: Duration = Duration::from_secs(4);
 const RECENT_ITEMS_CAP: usize = 8192;
@@ -52,6 +52,74 @@ pub struct WorkloadConfig {
     /// Chance that the competing branch grows longer and the node reorganises.
     pub reorg_probability: f64,
     pub seed: u64,
+    /// Share of each message type in what peers send on their own.
+    pub mix: MessageMix,
+    /// Peers that send each sync burst (the same blocks, unless `sync_burst_competing`).
+    pub sync_burst_peers: usize,
+    /// Each burst peer sends its own branch from the same fork point: competing chains. The last
+    /// branch is one block longer, so the node reorganises onto it.
+    pub sync_burst_competing: bool,
+    /// Other peers that re-announce each new inv within `inv_relay_spread`: the gossip echo of a
+    /// well-connected node, where the same inv arrives from 100+ peers.
+    pub inv_relay_peers: usize,
+    pub inv_relay_spread: Duration,
+    /// Peers that connect in a surge, evenly over `surge_over` from `surge_at`; each sends a
+    /// handshake (version, verack, getheaders, getaddr) as it joins.
+    pub surge_peers: usize,
+    pub surge_at: Duration,
+    pub surge_over: Duration,
+    /// Every peer sends `spike_factor` times its rate from `spike_at` for `spike_for`.
+    pub spike_factor: f64,
+    pub spike_at: Duration,
+    pub spike_for: Duration,
+    /// From a block's first `inv` to its delivery: the getdata round trip.
+    pub block_fetch_delay: Duration,
+}
+
+/// Relative weights of the message types peers send on their own (blocks come from mining and
+/// sync bursts).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MessageMix {
+    pub inv: f64,
+    pub tx: f64,
+    pub headers: f64,
+    pub getheaders: f64,
+    pub ping: f64,
+    pub pong: f64,
+    pub getdata: f64,
+    pub addr: f64,
+    pub getaddr: f64,
+}
+
+impl Default for MessageMix {
+    /// The testnet mix: mostly inventory, some transactions, a little of everything else.
+    fn default() -> Self {
+        MessageMix {
+            inv: 0.62,
+            tx: 0.14,
+            headers: 0.04,
+            getheaders: 0.02,
+            ping: 0.06,
+            pong: 0.06,
+            getdata: 0.04,
+            addr: 0.01,
+            getaddr: 0.01,
+        }
+    }
+}
+
+impl MessageMix {
+    fn total(&self) -> f64 {
+        self.inv
+            + self.tx
+            + self.headers
+            + self.getheaders
+            + self.ping
+            + self.pong
+            + self.getdata
+            + self.addr
+            + self.getaddr
+    }
 }
 
 impl Default for WorkloadConfig {
@@ -68,6 +136,18 @@ impl Default for WorkloadConfig {
             stale_block_probability: 0.05,
             reorg_probability: 0.02,
             seed: 1,
+            mix: MessageMix::default(),
+            sync_burst_peers: 1,
+            sync_burst_competing: false,
+            inv_relay_peers: 0,
+            inv_relay_spread: Duration::from_secs(1),
+            surge_peers: 0,
+            surge_at: Duration::ZERO,
+            surge_over: Duration::from_secs(1),
+            spike_factor: 1.0,
+            spike_at: Duration::ZERO,
+            spike_for: Duration::ZERO,
+            block_fetch_delay: Duration::from_millis(150),
         }
     }
 }
@@ -76,9 +156,12 @@ impl Default for WorkloadConfig {
 /// is the slow one.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ConsumerCost {
+    /// A block the node does not have yet (a block it already has is a hash lookup: `message`).
     pub block: Duration,
     /// Every other message and the connect/disconnect events.
     pub message: Duration,
+    /// A transaction (signature verification); `None` costs `message`.
+    pub tx: Option<Duration>,
 }
 
 impl Default for ConsumerCost {
@@ -86,6 +169,7 @@ impl Default for ConsumerCost {
         ConsumerCost {
             block: Duration::from_millis(3),
             message: Duration::from_micros(25),
+            tx: None,
         }
     }
 }
@@ -93,12 +177,72 @@ impl Default for ConsumerCost {
 impl ConsumerCost {
     pub fn of(&self, event: &PeerEvent) -> Duration {
         match event {
-            PeerEvent::Message {
-                message: NetMessage::Block(_),
-                ..
-            } => self.block,
+            PeerEvent::Message { message, .. } => self.of_kind(message.kind()),
             _ => self.message,
         }
+    }
+
+    /// Cost of a message of this kind; a block is counted as new.
+    pub fn of_kind(&self, kind: MessageKind) -> Duration {
+        match kind {
+            MessageKind::Block => self.block,
+            MessageKind::Tx => self.tx.unwrap_or(self.message),
+            _ => self.message,
+        }
+    }
+}
+
+/// Where the load generator sends what its peers do: the reference router, or any router design
+/// with the same entry points.
+pub trait PeerSink {
+    fn register_peer(
+        &mut self,
+        inbound: bool,
+        address: SocketAddr,
+        version: VersionInfo,
+        sender: mpsc::Sender<NetMessage>,
+    ) -> Result<PeerId, RouterError>;
+    fn disconnect(&mut self, peer_id: PeerId, reason: &str);
+    fn emit_message(&mut self, peer_id: PeerId, message: NetMessage);
+}
+
+impl<T: PeerSink + ?Sized> PeerSink for Box<T> {
+    fn register_peer(
+        &mut self,
+        inbound: bool,
+        address: SocketAddr,
+        version: VersionInfo,
+        sender: mpsc::Sender<NetMessage>,
+    ) -> Result<PeerId, RouterError> {
+        (**self).register_peer(inbound, address, version, sender)
+    }
+
+    fn disconnect(&mut self, peer_id: PeerId, reason: &str) {
+        (**self).disconnect(peer_id, reason)
+    }
+
+    fn emit_message(&mut self, peer_id: PeerId, message: NetMessage) {
+        (**self).emit_message(peer_id, message)
+    }
+}
+
+impl PeerSink for Router {
+    fn register_peer(
+        &mut self,
+        inbound: bool,
+        address: SocketAddr,
+        version: VersionInfo,
+        sender: mpsc::Sender<NetMessage>,
+    ) -> Result<PeerId, RouterError> {
+        Router::register_peer(self, inbound, address, version, sender)
+    }
+
+    fn disconnect(&mut self, peer_id: PeerId, reason: &str) {
+        Router::disconnect(self, peer_id, reason);
+    }
+
+    fn emit_message(&mut self, peer_id: PeerId, message: NetMessage) {
+        Router::emit_message(self, peer_id, message)
     }
 }
 
@@ -134,11 +278,15 @@ struct Due {
     seq: u64,
 }
 
-/// Drives the router with the workload's peers.
-pub struct LoadGenerator {
-    router: Router,
+/// Drives the router (or any [`PeerSink`]) with the workload's peers.
+pub struct LoadGenerator<S: PeerSink = Router> {
+    router: S,
     config: WorkloadConfig,
     rng: SplitMix64,
+    /// The chain's own randomness (block hashes, forks), apart from the traffic's: two nodes
+    /// running the same seed mine the same blocks whatever their timing, as nodes of one
+    /// testnet see the same chain.
+    chain_rng: SplitMix64,
     peers: Vec<SimPeer>,
     next_address: u32,
     recent: VecDeque<(InventoryItem, Instant)>,
@@ -151,14 +299,17 @@ pub struct LoadGenerator {
     next_burst_at: Instant,
     next_churn_at: Instant,
     last_step: Instant,
+    started: Instant,
+    surge_connected: usize,
 }
 
-impl LoadGenerator {
+impl<S: PeerSink> LoadGenerator<S> {
     /// Registers the workload's peers with `router`.
-    pub fn new(router: Router, config: WorkloadConfig) -> LoadGenerator {
+    pub fn new(router: S, config: WorkloadConfig) -> LoadGenerator<S> {
         let now = Instant::now();
         let mut generator = LoadGenerator {
             rng: SplitMix64::new(config.seed),
+            chain_rng: SplitMix64::new(config.seed ^ 0xB10C_C4A1),
             next_block_at: now + config.block_interval,
             next_burst_at: now + config.sync_burst_every,
             next_churn_at: now + config.churn_every,
@@ -177,6 +328,8 @@ impl LoadGenerator {
             },
             recent_headers: VecDeque::new(),
             last_step: now,
+            started: now,
+            surge_connected: 0,
         };
         for _ in 0..generator.config.peers {
             if let Some(peer) = generator.connect_peer() {
@@ -196,16 +349,36 @@ impl LoadGenerator {
         }
     }
 
+    /// The router (or design) the peers talk to.
+    pub fn sink(&self) -> &S {
+        &self.router
+    }
+
+    pub fn sink_mut(&mut self) -> &mut S {
+        &mut self.router
+    }
+
+    /// Peers currently connected.
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
     /// Emits everything due between the previous step and `now`.
     pub fn step(&mut self, now: Instant) {
-        let elapsed = now.saturating_duration_since(self.last_step).as_secs_f64();
+        let mut elapsed = now.saturating_duration_since(self.last_step).as_secs_f64();
         self.last_step = now;
+        let since_start = now.saturating_duration_since(self.started);
+        let spike_end = self.config.spike_at + self.config.spike_for;
+        if since_start > self.config.spike_at && since_start <= spike_end {
+            elapsed *= self.config.spike_factor;
+        }
+        self.surge(since_start, now);
         for index in 0..self.peers.len() {
             let peer = &mut self.peers[index];
             peer.credit += peer.rate * elapsed;
             while self.peers[index].credit >= 1.0 {
                 self.peers[index].credit -= 1.0;
-                let message = self.random_message(now);
+                let message = self.random_message(now, index);
                 self.router.emit_message(self.peers[index].id, message);
             }
         }
@@ -221,13 +394,16 @@ impl LoadGenerator {
                 }
             }
         }
-        if now >= self.next_block_at {
-            self.next_block_at += self.config.block_interval;
-            self.mine_block(now);
-        }
+        // A burst forks from the tip before a block mined in the same step extends it: the other
+        // way round, the burst's first parent would be a block still in flight and every burst
+        // block would be orphaned.
         if now >= self.next_burst_at {
             self.next_burst_at += self.config.sync_burst_every;
             self.sync_burst(now);
+        }
+        if now >= self.next_block_at {
+            self.next_block_at += self.config.block_interval;
+            self.mine_block(now);
         }
         if now >= self.next_churn_at {
             self.next_churn_at += self.config.churn_every;
@@ -235,6 +411,41 @@ impl LoadGenerator {
         }
         for peer in &mut self.peers {
             while peer.outbox.try_recv().is_ok() {}
+        }
+    }
+
+    /// Connects the surge peers due by `since_start`, each with its handshake.
+    fn surge(&mut self, since_start: Duration, now: Instant) {
+        while self.surge_connected < self.config.surge_peers {
+            let due = self.config.surge_at
+                + self
+                    .config
+                    .surge_over
+                    .mul_f64(self.surge_connected as f64 / self.config.surge_peers as f64);
+            if since_start < due {
+                return;
+            }
+            self.surge_connected += 1;
+            let Some(peer) = self.connect_peer() else {
+                continue;
+            };
+            self.peers.push(peer);
+            let index = self.peers.len() - 1;
+            let handshake = [
+                NetMessage::Version(VersionInfo {
+                    protocol: 70016,
+                    best_height: self.tip.height,
+                }),
+                NetMessage::VerAck,
+                NetMessage::GetHeaders {
+                    locator: vec![self.tip.hash],
+                    stop_hash: [0; 32],
+                },
+                NetMessage::GetAddr,
+            ];
+            for (i, message) in handshake.into_iter().enumerate() {
+                self.schedule(now + Duration::from_millis(i as u64), index, message);
+            }
         }
     }
 
@@ -281,31 +492,47 @@ impl LoadGenerator {
         }
     }
 
-    fn random_message(&mut self, now: Instant) -> NetMessage {
-        let roll = self.rng.next_f64();
-        if roll < 0.62 {
-            NetMessage::Inv(self.random_inventory(now))
-        } else if roll < 0.76 {
+    fn random_message(&mut self, now: Instant, peer_index: usize) -> NetMessage {
+        let mix = &self.config.mix;
+        let mut roll = self.rng.next_f64() * mix.total();
+        let mut pick = |weight: f64| {
+            let hit = roll < weight;
+            roll -= weight;
+            hit
+        };
+        let (inv, tx, headers, getheaders, ping, pong, getdata, addr) = (
+            pick(mix.inv),
+            pick(mix.tx),
+            pick(mix.headers),
+            pick(mix.getheaders),
+            pick(mix.ping),
+            pick(mix.pong),
+            pick(mix.getdata),
+            pick(mix.addr),
+        );
+        if inv {
+            NetMessage::Inv(self.random_inventory(now, peer_index))
+        } else if tx {
             NetMessage::Tx(vec![0u8; 250 + self.rng.below(500)])
-        } else if roll < 0.80 {
+        } else if headers {
             NetMessage::Headers(self.recent_headers.iter().rev().take(4).cloned().collect())
-        } else if roll < 0.82 {
+        } else if getheaders {
             NetMessage::GetHeaders {
                 locator: vec![self.tip.hash],
                 stop_hash: [0; 32],
             }
-        } else if roll < 0.88 {
+        } else if ping {
             NetMessage::Ping(self.rng.next_u64())
-        } else if roll < 0.94 {
+        } else if pong {
             NetMessage::Pong(self.rng.next_u64())
-        } else if roll < 0.98 {
+        } else if getdata {
             NetMessage::GetData(Inventory {
                 items: vec![InventoryItem {
                     kind: InvType::Transaction,
                     hash: self.rng.hash(),
                 }],
             })
-        } else if roll < 0.99 {
+        } else if addr {
             NetMessage::Addr(vec![NodeAddr {
                 address: SocketAddr::from(([10, 9, 0, self.rng.below(250) as u8], 8333)),
                 services: 1,
@@ -315,7 +542,7 @@ impl LoadGenerator {
         }
     }
 
-    fn random_inventory(&mut self, now: Instant) -> Inventory {
+    fn random_inventory(&mut self, now: Instant, peer_index: usize) -> Inventory {
         while let Some((_, seen)) = self.recent.front() {
             if now.saturating_duration_since(*seen) <= DUPLICATE_SOURCE_AGE {
                 break;
@@ -340,9 +567,27 @@ impl LoadGenerator {
                 }
                 self.recent.push_back((*item, now));
             }
+            self.relay(now, peer_index, &items);
             items
         };
         Inventory { items }
+    }
+
+    /// Other peers echo a new announcement, each after its own gossip delay.
+    fn relay(&mut self, now: Instant, peer_index: usize, items: &[InventoryItem]) {
+        let relays = self
+            .config
+            .inv_relay_peers
+            .min(self.peers.len().saturating_sub(1));
+        let spread = self.config.inv_relay_spread.as_micros().max(1) as usize;
+        for i in 1..=relays {
+            let peer = (peer_index + i) % self.peers.len();
+            let delay = Duration::from_micros(self.rng.below(spread) as u64);
+            let inv = NetMessage::Inv(Inventory {
+                items: items.to_vec(),
+            });
+            self.schedule(now + delay, peer, inv);
+        }
     }
 
     fn schedule(&mut self, at: Instant, peer_index: usize, message: NetMessage) {
@@ -355,7 +600,7 @@ impl LoadGenerator {
     fn next_header(&mut self, parent: &BlockHeader) -> BlockHeader {
         BlockHeader {
             prev_hash: parent.hash,
-            hash: self.rng.hash(),
+            hash: self.chain_rng.hash(),
             height: parent.height + 1,
         }
     }
@@ -387,17 +632,17 @@ impl LoadGenerator {
             self.schedule(now + delay, peer, inv);
         }
         let block = self.block(&header);
-        self.schedule(now + Duration::from_millis(150), first, block);
+        self.schedule(now + self.config.block_fetch_delay, first, block);
         self.tip = header.clone();
         self.remember_header(header);
 
-        if self.rng.chance(self.config.stale_block_probability) {
+        if self.chain_rng.chance(self.config.stale_block_probability) {
             let rival_peer = (first + 1) % self.peers.len();
             let rival = self.next_header(&parent);
             let rival_block = self.block(&rival);
             self.schedule(now + Duration::from_millis(400), rival_peer, rival_block);
             if self
-                .rng
+                .chain_rng
                 .chance(self.config.reorg_probability / self.config.stale_block_probability)
             {
                 let winner = self.next_header(&rival);
@@ -409,18 +654,39 @@ impl LoadGenerator {
         }
     }
 
-    /// One peer sends us a run of blocks back to back, as in a catch-up sync.
+    /// Peers send us a run of blocks back to back, as in a catch-up sync: the same run from each
+    /// of `sync_burst_peers`, or one competing branch each.
     fn sync_burst(&mut self, now: Instant) {
         if self.peers.is_empty() || self.config.sync_burst_blocks == 0 {
             return;
         }
-        let peer = self.rng.below(self.peers.len());
-        for i in 0..self.config.sync_burst_blocks {
-            let header = self.next_header(&self.tip.clone());
-            let block = self.block(&header);
-            self.schedule(now + Duration::from_micros(200 * i as u64), peer, block);
-            self.tip = header.clone();
-            self.remember_header(header);
+        let senders = self.config.sync_burst_peers.clamp(1, self.peers.len());
+        let first = self.rng.below(self.peers.len());
+        let fork = self.tip.clone();
+        let mut shared: Vec<BlockHeader> = Vec::new();
+        for s in 0..senders {
+            let peer = (first + s) % self.peers.len();
+            let competing = self.config.sync_burst_competing;
+            let blocks = self.config.sync_burst_blocks + usize::from(competing && s + 1 == senders);
+            let mut parent = fork.clone();
+            for i in 0..blocks {
+                let header = if competing || s == 0 {
+                    let header = self.next_header(&parent);
+                    shared.push(header.clone());
+                    header
+                } else {
+                    shared[i].clone()
+                };
+                let block = self.block(&header);
+                self.schedule(now + Duration::from_micros(200 * i as u64), peer, block);
+                parent = header;
+            }
+            if competing || s == 0 {
+                self.tip = parent;
+            }
+        }
+        for header in shared.iter().rev().take(16).rev() {
+            self.remember_header(header.clone());
         }
     }
 
@@ -443,7 +709,8 @@ struct ChainView {
     tip_height: u64,
 }
 
-enum BlockOutcome {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockOutcome {
     Accepted,
     Reorganized { depth: u32 },
     Orphaned,
@@ -504,6 +771,122 @@ impl ChainView {
     }
 }
 
+/// What the node's consumer loop does with the events it handles, apart from the time it takes:
+/// remembers when each block was first announced, connects blocks to its chain and reports the
+/// outcome. Shared by the live consumer loop and the simulator's virtual-time consumers.
+#[derive(Default)]
+pub struct NodeModel {
+    chain: ChainView,
+    first_seen: HashMap<[u8; 32], Instant>,
+}
+
+/// A block the node has connected (or not) and still has to report once it is done validating.
+pub struct BlockArrival {
+    outcome: BlockOutcome,
+    hash: [u8; 32],
+    height: u64,
+    first_seen: Instant,
+}
+
+impl BlockArrival {
+    pub fn outcome(&self) -> BlockOutcome {
+        self.outcome
+    }
+
+    /// Validation ends at `accepted_at`; propagation counts from the block's first announcement.
+    pub fn report(self, observer: &dyn Observer, accepted_at: Instant) {
+        let accepted = Observation::BlockAccepted {
+            hash: self.hash,
+            height: self.height,
+            propagation: accepted_at.saturating_duration_since(self.first_seen),
+        };
+        match self.outcome {
+            BlockOutcome::Accepted => observer.observe(accepted),
+            BlockOutcome::Reorganized { depth } => {
+                observer.observe(Observation::ChainReorganized { depth });
+                observer.observe(accepted);
+            }
+            BlockOutcome::Orphaned => observer.observe(Observation::BlockOrphaned),
+            BlockOutcome::Known => {}
+        }
+    }
+}
+
+impl NodeModel {
+    /// An `inv` sent at `sent_at`: block announcements start their propagation clock.
+    pub fn on_inv(&mut self, items: &[InventoryItem], sent_at: Instant) {
+        for item in items.iter().filter(|i| i.kind == InvType::Block) {
+            self.first_seen.entry(item.hash).or_insert(sent_at);
+        }
+        if self.first_seen.len() > 4096 {
+            if let Some(cutoff) = sent_at.checked_sub(Duration::from_secs(60)) {
+                self.first_seen.retain(|_, seen| *seen >= cutoff);
+            }
+        }
+    }
+
+    /// A block payload sent at `sent_at`; `None` when it does not even carry a header.
+    pub fn on_block(&mut self, bytes: &[u8], sent_at: Instant) -> Option<BlockArrival> {
+        let header = decode_block_header(bytes)?;
+        let first_seen = self
+            .first_seen
+            .remove(&header.hash)
+            .unwrap_or(sent_at)
+            .min(sent_at);
+        Some(BlockArrival {
+            outcome: self.chain.connect(&header),
+            hash: header.hash,
+            height: header.height,
+            first_seen,
+        })
+    }
+
+    /// Handles one event taken at `started`; returns what it cost, and reports a block once
+    /// validated at `started + cost`. A block the node already has costs a lookup, not a
+    /// validation.
+    pub fn handle(
+        &mut self,
+        event: &PeerEvent,
+        sent_at: Instant,
+        started: Instant,
+        cost: &ConsumerCost,
+        observer: &dyn Observer,
+    ) -> Duration {
+        match event {
+            PeerEvent::Message {
+                message: NetMessage::Inv(inventory),
+                ..
+            } => {
+                self.on_inv(&inventory.items, sent_at);
+                cost.message
+            }
+            PeerEvent::Message {
+                message: NetMessage::Block(bytes),
+                ..
+            } => self.block(bytes, sent_at, started, cost, observer),
+            other => cost.of(other),
+        }
+    }
+
+    /// A block payload taken at `started`; returns its cost (see [`NodeModel::handle`]).
+    pub fn block(
+        &mut self,
+        bytes: &[u8],
+        sent_at: Instant,
+        started: Instant,
+        cost: &ConsumerCost,
+        observer: &dyn Observer,
+    ) -> Duration {
+        match self.on_block(bytes, sent_at) {
+            Some(arrival) if arrival.outcome() != BlockOutcome::Known => {
+                arrival.report(observer, started + cost.block);
+                cost.block
+            }
+            _ => cost.message,
+        }
+    }
+}
+
 /// The node's consumer loop: handles each event synchronously, and on `Lagged` only logs, as the
 /// node does. Returns when the router is gone.
 pub async fn run_consumer(
@@ -511,8 +894,7 @@ pub async fn run_consumer(
     cost: ConsumerCost,
     observer: Arc<dyn Observer>,
 ) {
-    let mut chain = ChainView::default();
-    let mut first_seen: HashMap<[u8; 32], Instant> = HashMap::new();
+    let mut node = NodeModel::default();
     // Processing time owed but not yet slept. Sleeping per message would round every 25 us up to a
     // timer tick; paying the debt in ~1 ms installments keeps the modelled throughput exact.
     let mut debt_nanos: i128 = 0;
@@ -526,32 +908,10 @@ pub async fn run_consumer(
             }
             Err(RecvError::Closed) => return,
         };
-        debt_nanos += cost.of(&event).as_nanos() as i128;
-        if let PeerEvent::Message { message, .. } = &event {
-            match message {
-                NetMessage::Inv(inventory) => {
-                    for item in inventory.items.iter().filter(|i| i.kind == InvType::Block) {
-                        first_seen.entry(item.hash).or_insert(sent_at);
-                    }
-                }
-                NetMessage::Block(bytes) => {
-                    if let Some(header) = decode_block_header(bytes) {
-                        let seen = first_seen
-                            .remove(&header.hash)
-                            .unwrap_or(sent_at)
-                            .min(sent_at);
-                        let validated_at =
-                            Instant::now() + Duration::from_nanos(debt_nanos.max(0) as u64);
-                        report_block(&observer, chain.connect(&header), validated_at - seen);
-                    }
-                }
-                _ => {}
-            }
-        }
-        if first_seen.len() > 4096 {
-            let cutoff = Instant::now() - Duration::from_secs(60);
-            first_seen.retain(|_, seen| *seen >= cutoff);
-        }
+        let started = Instant::now() + Duration::from_nanos(debt_nanos.max(0) as u64);
+        debt_nanos += node
+            .handle(&event, sent_at, started, &cost, observer.as_ref())
+            .as_nanos() as i128;
         if debt_nanos >= 1_000_000 {
             let started = Instant::now();
             tokio::time::sleep(Duration::from_nanos(debt_nanos as u64)).await;
@@ -560,18 +920,6 @@ pub async fn run_consumer(
             debt_nanos = debt_nanos.max(-1_000_000);
         }
         lag_log.flush();
-    }
-}
-
-fn report_block(observer: &Arc<dyn Observer>, outcome: BlockOutcome, propagation: Duration) {
-    match outcome {
-        BlockOutcome::Accepted => observer.observe(Observation::BlockAccepted { propagation }),
-        BlockOutcome::Reorganized { depth } => {
-            observer.observe(Observation::ChainReorganized { depth });
-            observer.observe(Observation::BlockAccepted { propagation });
-        }
-        BlockOutcome::Orphaned => observer.observe(Observation::BlockOrphaned),
-        BlockOutcome::Known => {}
     }
 }
 

@@ -6,5 +6,8 @@ mod contract;
 mod core;
 mod dashboards;
 mod http;
+mod simulate;
 mod stack;
 mod support;
+mod tap;
+mod traces;
