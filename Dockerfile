@@ -5,7 +5,7 @@
 
 # The workspace's declared rust-version (Cargo.toml): building the image with it proves the MSRV.
 # exporter/tests/it/stack.rs checks the two agree and that every locked dependency builds with it.
-ARG RUST_VERSION=1.85.1
+ARG RUST_VERSION=1.88.0
 
 FROM rust:${RUST_VERSION}-slim-bookworm AS build
 WORKDIR /src

@@ -38,8 +38,9 @@ pub struct DedupTracker {
 
 #[derive(Default)]
 struct State {
-    /// Item -> its latest announcement.
-    last_seen: HashMap<Key, Stamp>,
+    /// Item -> its latest announcement. Hashes are announced by remote peers, so the map keeps a
+    /// seeded hasher (no crafted collisions), but a fast one: SipHash was most of the tracker's cost.
+    last_seen: HashMap<Key, Stamp, foldhash::fast::RandomState>,
     /// Announcements in arrival order, for expiry and eviction. An entry whose stamp no longer
     /// matches `last_seen` was superseded by a later announcement and is skipped.
     order: VecDeque<(Key, Stamp)>,

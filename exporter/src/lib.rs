@@ -15,3 +15,5 @@ pub mod metrics;
 pub mod peak;
 pub mod recorder;
 pub mod resources;
+pub mod tap;
+pub mod telemetry;

@@ -242,12 +242,19 @@ struct Journey {
     announcers: u64,
 }
 
+/// Blocks announced and not yet accepted, oldest first, at most [`MAX_JOURNEYS`].
+#[derive(Default)]
+struct Journeys {
+    by_hash: HashMap<[u8; 32], Journey>,
+    order: VecDeque<[u8; 32]>,
+}
+
 /// Passes every observation on, and turns block journeys and lag episodes into spans. Installed
 /// only when tracing is on, so the hot path pays nothing otherwise.
 pub struct Traced<O> {
     inner: O,
     tracer: SdkTracer,
-    journeys: Mutex<(HashMap<[u8; 32], Journey>, VecDeque<[u8; 32]>)>,
+    journeys: Mutex<Journeys>,
     /// Per subscriber: when its last lag span went out, and the events skipped since.
     lag: Mutex<HashMap<String, (Option<Instant>, u64)>>,
     last_queued: AtomicU64,
@@ -258,7 +265,7 @@ impl<O: Observer> Traced<O> {
         Traced {
             inner,
             tracer,
-            journeys: Mutex::new((HashMap::new(), VecDeque::new())),
+            journeys: Mutex::new(Journeys::default()),
             lag: Mutex::new(HashMap::new()),
             last_queued: AtomicU64::new(0),
         }
@@ -266,8 +273,8 @@ impl<O: Observer> Traced<O> {
 
     fn announced(&self, hash: [u8; 32]) {
         let mut guard = self.journeys.lock().unwrap_or_else(|e| e.into_inner());
-        let (journeys, order) = &mut *guard;
-        journeys
+        let Journeys { by_hash, order } = &mut *guard;
+        by_hash
             .entry(hash)
             .or_insert_with(|| {
                 order.push_back(hash);
@@ -279,7 +286,7 @@ impl<O: Observer> Traced<O> {
             .announcers += 1;
         while order.len() > MAX_JOURNEYS {
             if let Some(oldest) = order.pop_front() {
-                journeys.remove(&oldest);
+                by_hash.remove(&oldest);
             }
         }
     }
@@ -287,7 +294,7 @@ impl<O: Observer> Traced<O> {
     fn accepted(&self, hash: [u8; 32], height: u64, propagation: Duration) {
         let journey = {
             let mut guard = self.journeys.lock().unwrap_or_else(|e| e.into_inner());
-            guard.0.remove(&hash)
+            guard.by_hash.remove(&hash)
         };
         let now = SystemTime::now();
         let first_seen = now - propagation;

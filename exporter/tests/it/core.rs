@@ -302,9 +302,23 @@ async fn labels_come_from_closed_sets() {
         ),
         (
             "reason",
+            // Disconnect reasons, and the tap source's closed sets (rejected lines, client drops).
             DisconnectReason::ALL
                 .iter()
                 .map(|r| r.as_str().to_owned())
+                .chain(p2p_tap::Reject::ALL.iter().map(|r| r.as_str().to_owned()))
+                .chain(
+                    p2p_exporter::metrics::TAP_CLIENT_DROP_REASONS
+                        .iter()
+                        .map(|r| (*r).to_owned()),
+                )
+                .collect(),
+        ),
+        (
+            "result",
+            p2p_exporter::metrics::TAP_CONNECTION_RESULTS
+                .iter()
+                .map(|r| (*r).to_owned())
                 .collect(),
         ),
         (

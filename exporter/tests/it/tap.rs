@@ -256,12 +256,9 @@ fn embedded_run() -> String {
         .build();
     let mut consumer = router.subscribe(node::CONSUMER);
     let _outboxes = node::script(&router, ROUNDS);
-    loop {
-        match consumer.try_recv() {
-            Ok(_) | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {}
-            Err(_) => break,
-        }
-    }
+    while let Ok(_) | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) =
+        consumer.try_recv()
+    {}
     recorder.refresh();
     let mut text = Vec::new();
     TextEncoder::new()
@@ -382,7 +379,7 @@ fn corrupting_proxy(listen: &Path, target: PathBuf, every: u64) -> Arc<AtomicU64
                 .any(|w| w == b"\"hello\"," || w == b"\"stats\",");
             if !control {
                 observations += 1;
-                if observations % every == 0 {
+                if observations.is_multiple_of(every) {
                     line[0] = b'#';
                     count.fetch_add(1, Ordering::Relaxed);
                 }
