@@ -11,3 +11,4 @@ mod stack;
 mod support;
 mod tap;
 mod traces;
+mod verdicts;
