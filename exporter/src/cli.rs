@@ -244,6 +244,16 @@ pub struct WorkloadArgs {
     #[arg(long, env = "P2P_CHURN_EVERY", default_value = "90m", value_parser = positive_duration)]
     pub churn_every: Duration,
 
+    /// Chance that a competing block at the same height follows a new block (an orphan). The
+    /// default keeps the orphan rate under the seed's 1%.
+    #[arg(long, env = "P2P_STALE_BLOCK_PROBABILITY", default_value_t = 0.01, value_parser = ratio)]
+    pub stale_block_probability: f64,
+
+    /// Chance that the competing branch wins and the node reorganises; at most the stale
+    /// probability. The default keeps reorgs under the seed's 0.1% of blocks.
+    #[arg(long, env = "P2P_REORG_PROBABILITY", default_value_t = 0.001, value_parser = ratio)]
+    pub reorg_probability: f64,
+
     /// Seed of the workload's random choices.
     #[arg(long, env = "P2P_SEED", default_value_t = 1)]
     pub seed: u64,
@@ -291,6 +301,8 @@ impl ServeArgs {
             sync_burst_every: w.sync_burst_every,
             sync_burst_blocks: w.sync_burst_blocks,
             churn_every: w.churn_every,
+            stale_block_probability: w.stale_block_probability,
+            reorg_probability: w.reorg_probability.min(w.stale_block_probability),
             seed: w.seed,
             ..WorkloadConfig::default()
         }
