@@ -383,7 +383,7 @@ fn messages(q: &Queries, t: &Thresholds) -> (DashboardId, &'static str, Rows) {
                 .alerts(DECISION_ALERTS),
                 Panel::timeseries(
                     "Inv messages: all and duplicates",
-                    "Per second: inv messages, and the duplicates among them that deduplication drops (or would drop).",
+                    "Per second: inv messages, and the duplicates among them that deduplication would drop.",
                     "count:msg/s",
                 )
                 .size(6, 8)
@@ -400,10 +400,19 @@ fn messages(q: &Queries, t: &Thresholds) -> (DashboardId, &'static str, Rows) {
                 .query(q.rate("p2p_inv_duplicate_items_total"), "{{instance}} duplicates")
                 .min(0.0),
                 Panel::timeseries(
+                    "Inv messages dropped by deduplication",
+                    "Per second: inv messages a deduplicating router dropped before its channel (zero on the single-channel router).",
+                    "count:msg/s",
+                )
+                .size(8, 8)
+                .query(q.rate("p2p_inv_dropped_messages_total"), "{{instance}}")
+                .min(0.0),
+                Panel::timeseries(
                     "Dedup tracker size",
                     "Inventory items the exporter's duplicate tracker remembers.",
                     COUNT,
                 )
+                .size(8, 8)
                 .query(q.series("p2p_inv_dedup_tracked_items"), "{{instance}}")
                 .min(0.0),
                 Panel::timeseries(
@@ -411,6 +420,7 @@ fn messages(q: &Queries, t: &Thresholds) -> (DashboardId, &'static str, Rows) {
                     "Per second: items forgotten before their TTL because the tracker was full; above zero, duplicate ratios are a lower bound.",
                     "count:items/s",
                 )
+                .size(8, 8)
                 .query(q.rate("p2p_inv_dedup_evictions_total"), "{{instance}}")
                 .min(0.0),
             ],
@@ -608,26 +618,44 @@ fn peers(q: &Queries, t: &Thresholds) -> (DashboardId, &'static str, Rows) {
                 .query(q.series("scrape_samples_scraped"), "{{instance}}")
                 .min(0.0),
                 Panel::timeseries(
-                    "Exporter drops: dedup evictions",
-                    "Per second: items the duplicate tracker dropped early because it was full.",
-                    "count:items/s",
+                    "Exporter drops",
+                    "Per second: observations the node's tap client dropped, tap lines rejected, spans whose export failed, dedup items evicted early.",
+                    "cps",
                 )
                 .size(6, 6)
-                .query(q.rate("p2p_inv_dedup_evictions_total"), "{{instance}}")
-                .min(0.0),
+                .query(
+                    q.rate_by("instance, reason", "p2p_tap_client_dropped_records_total"),
+                    "{{instance}} tap client dropped ({{reason}})",
+                )
+                .query(
+                    q.rate_by("instance, reason", "p2p_tap_records_rejected_total"),
+                    "{{instance}} tap rejected ({{reason}})",
+                )
+                .query(q.rate("p2p_exporter_spans_export_failed_total"), "{{instance}} spans export failed")
+                .query(q.rate("p2p_inv_dedup_evictions_total"), "{{instance}} dedup evictions")
+                .min(0.0)
+                .alerts(EXPORTER_ALERTS),
                 Panel::table(
                     "Exporter build",
                     "Version and observation source (embedded router or node tap) of each exporter.",
                     NO_UNIT,
                 )
-                .size(12, 6)
+                .size(10, 6)
                 .table_query(q.series("p2p_exporter_build_info")),
+                Panel::stat(
+                    "Node tap connected",
+                    "Whether the node's tap client is connected (always no with the embedded router).",
+                    NO_UNIT,
+                )
+                .size(4, 6)
+                .query(q.series("p2p_tap_connected"), "{{instance}}")
+                .mappings(&[(0, "no", "text"), (1, "yes", "green")]),
                 Panel::timeseries(
                     "Exporter process memory",
                     "Resident memory of the exporter process itself.",
                     BYTES,
                 )
-                .size(12, 6)
+                .size(10, 6)
                 .query(q.series("process_resident_memory_bytes"), "{{instance}}")
                 .min(0.0),
             ],
