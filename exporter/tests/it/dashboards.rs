@@ -3,9 +3,9 @@
 //! no data here would show "No data" in Grafana; that is a failure.
 //!
 //! Two nodes, as one Grafana watching a testnet would see them, because no single workload of the
-//! reference router shows every signal: once a block is skipped (by lag) or delivered before its
-//! parent (a sync burst within 150 ms of a new block, or a new block before a reorg's winner), its
-//! chain view orphans every later block, so propagation stops.
+//! reference router shows every signal: once a block is skipped by lag, or arrives before its
+//! parent (a new block scheduled before a reorg's winner is delivered), the node's chain view
+//! orphans every later block, so propagation stops.
 //! - `lagging`: a consumer loop too slow for its peers: lag, duplicates, churn, orphans;
 //! - `healthy`: default consumer costs, a block every 700 ms (after a reorg's winner at 600 ms)
 //!   and no sync bursts: accepted blocks, propagation, stale-block orphans, churn, duplicates,
