@@ -2,10 +2,14 @@
 //! print the table or the JSON, write the HTML report, and draw a progress bar on a terminal.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::report::{render_html, render_json, render_table, simulate};
+use p2p_router::workload::TICK;
+
+use crate::driver::{run_design, Build};
+use crate::record::{Cost, Header, Mode, Recorded, RecordingWriter, Source};
+use crate::report::{render_html, render_json, render_table, scenario_report, simulate, Report};
 use crate::scenario::{self, Scenario};
 use crate::strategy::StrategyKind;
 
@@ -18,6 +22,82 @@ pub struct Options {
     pub seed: u64,
     pub json: bool,
     pub report: Option<PathBuf>,
+    /// Record what the one scenario's peers hand the one strategy to this file (docs/recording.md).
+    pub record: Option<PathBuf>,
+}
+
+/// With `--record`, exactly one scenario and one strategy: a recording holds one run. The error
+/// is one line.
+pub fn check_record(options: &Options) -> Result<(), String> {
+    let single = |names: &[String]| names.len() == 1 && names[0] != "all";
+    if options.record.is_some() && !(single(&options.scenarios) && single(&options.strategies)) {
+        return Err("--record needs exactly one --scenario and one --strategy (not all)".into());
+    }
+    Ok(())
+}
+
+/// The recorded run, and the report of that one strategy.
+fn record_run(
+    scenario: &Scenario,
+    kind: StrategyKind,
+    options: &Options,
+    path: &Path,
+    progress: &mut dyn FnMut(&str, &str, f64),
+) -> std::io::Result<Report> {
+    let duration = options.duration.unwrap_or(scenario.duration);
+    let ticks = (duration.as_nanos() / TICK.as_nanos()).max(1) as u32;
+    let header = Header {
+        capacity: match kind {
+            StrategyKind::Broadcast4096 => Some(4096),
+            StrategyKind::Broadcast8192 => Some(8192),
+            StrategyKind::Segmented | StrategyKind::Sharded | StrategyKind::Actor => None,
+            _ => Some(2048),
+        },
+        max_peers: Some(scenario.max_peers() as u64),
+        scenario: Some(scenario.name.to_owned()),
+        strategy: Some(kind.name().to_owned()),
+        cost: Some(Cost::from(&scenario.cost)),
+        ..Header::new(Source::Embedded)
+    };
+    let writer = RecordingWriter::create(path, &header, Mode::Lossless)?;
+    let mut recording = Some(writer.recording());
+    let mut runner = |name: &str, build: Build<'_>, done: &mut dyn FnMut(f64)| {
+        let seed = options.seed;
+        match (name == kind.name()).then(|| recording.take()).flatten() {
+            Some(recording) => run_design(
+                scenario,
+                name,
+                &|max_peers, cost, observer| {
+                    // The run's clock is virtual: the recording starts on it.
+                    let recording = recording.clone().starting_now();
+                    Box::new(Recorded::new(build(max_peers, cost, observer), recording))
+                },
+                duration,
+                seed,
+                done,
+            ),
+            _ => run_design(scenario, name, build, duration, seed, done),
+        }
+    };
+    let report = scenario_report(
+        scenario.name,
+        scenario.summary,
+        duration,
+        &[kind],
+        &mut runner,
+        &mut |name, done| progress(scenario.name, name, done),
+    );
+    let counts = writer.finish(TICK * ticks)?;
+    let dropped = counts.dropped.load(std::sync::atomic::Ordering::Relaxed);
+    if dropped > 0 {
+        return Err(std::io::Error::other(format!(
+            "the recording lost {dropped} arrivals"
+        )));
+    }
+    Ok(Report {
+        seed: Some(options.seed),
+        scenarios: vec![report],
+    })
 }
 
 /// `Ok(name)` for a known scenario or `all`; otherwise a one-line error naming the valid ones.
@@ -76,6 +156,7 @@ fn strategies(names: &[String]) -> Vec<StrategyKind> {
 /// Runs the simulation and writes its outputs: the table (or JSON with `json`) to stdout, the
 /// HTML page to `report`.
 pub fn run(options: &Options) -> std::io::Result<()> {
+    check_record(options).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let scenarios = scenarios(&options.scenarios);
     let strategies = strategies(&options.strategies);
     let terminal = std::io::stderr().is_terminal();
@@ -97,13 +178,18 @@ pub fn run(options: &Options) -> std::io::Result<()> {
         );
         last_drawn = (key, percent);
     };
-    let report = simulate(
-        &scenarios,
-        &strategies,
-        options.duration,
-        options.seed,
-        &mut progress,
-    );
+    let report = match &options.record {
+        Some(path) if scenarios.len() == 1 && strategies.len() == 1 => {
+            record_run(&scenarios[0], strategies[0], options, path, &mut progress)?
+        }
+        _ => simulate(
+            &scenarios,
+            &strategies,
+            options.duration,
+            options.seed,
+            &mut progress,
+        ),
+    };
     if terminal {
         eprint!("\r\x1b[2K");
     }

@@ -14,6 +14,7 @@ use p2p_observe::Observer;
 use p2p_router::workload::{ConsumerCost, LoadGenerator, TICK};
 use tokio::time::{Instant, MissedTickBehavior};
 
+use crate::record::{Recorded, Recording};
 use crate::scenario::Scenario;
 use crate::stats::{RunResult, Stats};
 use crate::strategy::{Strategy, StrategyKind};
@@ -52,12 +53,7 @@ pub fn run_design(
     seed: u64,
     progress: &mut dyn FnMut(f64),
 ) -> RunResult {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .expect("a current-thread runtime starts");
-    runtime.block_on(async {
+    in_virtual_time(async {
         let stats = Arc::new(Stats::default());
         let design = build(
             scenario.max_peers(),
@@ -70,34 +66,89 @@ pub fn run_design(
         };
         let mut generator = LoadGenerator::new(design, workload);
         let ticks = (duration.as_nanos() / TICK.as_nanos()).max(1) as u64;
-        let sample_every = (ticks / SAMPLES).max(1);
-        let started = Instant::now();
-        let mut series = Vec::new();
-        let (mut peers_sum, mut held_peak, mut interval_held) = (0u64, 0u64, 0u64);
-        for tick in 1..=ticks {
-            tokio::time::advance(TICK).await;
-            let now = Instant::now();
-            generator.sink_mut().catch_up(now);
-            generator.step(now);
-            peers_sum += generator.peer_count() as u64;
-            let held = generator.sink_mut().held_bytes();
-            interval_held = interval_held.max(held);
-            if tick % sample_every == 0 || tick == ticks {
-                let t = (now - started).as_secs_f64();
-                series.push(stats.sample(t, interval_held));
-                held_peak = held_peak.max(interval_held);
-                interval_held = 0;
-                progress(tick as f64 / ticks as f64);
-            }
-        }
-        stats.finish(name, series, peers_sum as f64 / ticks as f64, held_peak)
+        drive(&mut generator, &stats, name, ticks, progress).await
     })
+}
+
+/// Runs `run` on a current-thread runtime whose clock is paused: time moves only when the driver
+/// advances it.
+pub fn in_virtual_time<F: std::future::Future>(run: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("a current-thread runtime starts")
+        .block_on(run)
+}
+
+/// What sends into a design at each tick: the workload's peers, or a recording.
+pub trait Feed {
+    fn design(&mut self) -> &mut dyn Strategy;
+    /// Sends everything due by `now`.
+    fn step(&mut self, now: Instant);
+    /// Peers connected after the latest step.
+    fn peer_count(&self) -> usize;
+}
+
+impl Feed for LoadGenerator<Box<dyn Strategy>> {
+    fn design(&mut self) -> &mut dyn Strategy {
+        self.sink_mut().as_mut()
+    }
+
+    fn step(&mut self, now: Instant) {
+        LoadGenerator::step(self, now)
+    }
+
+    fn peer_count(&self) -> usize {
+        LoadGenerator::peer_count(self)
+    }
+}
+
+/// Moves virtual time `ticks` generator ticks; at each, the design's consumers catch up, then
+/// `feed` sends. Call inside [`in_virtual_time`], with `stats` the design's observer.
+pub async fn drive(
+    feed: &mut dyn Feed,
+    stats: &Stats,
+    name: &str,
+    ticks: u64,
+    progress: &mut dyn FnMut(f64),
+) -> RunResult {
+    let sample_every = (ticks / SAMPLES).max(1);
+    let started = Instant::now();
+    let mut series = Vec::new();
+    let (mut peers_sum, mut held_peak, mut interval_held) = (0u64, 0u64, 0u64);
+    for tick in 1..=ticks {
+        tokio::time::advance(TICK).await;
+        let now = Instant::now();
+        feed.design().catch_up(now);
+        feed.step(now);
+        peers_sum += feed.peer_count() as u64;
+        let held = feed.design().held_bytes();
+        interval_held = interval_held.max(held);
+        if tick % sample_every == 0 || tick == ticks {
+            let t = (now - started).as_secs_f64();
+            series.push(stats.sample(t, interval_held));
+            held_peak = held_peak.max(interval_held);
+            interval_held = 0;
+            progress(tick as f64 / ticks as f64);
+        }
+    }
+    stats.finish(name, series, peers_sum as f64 / ticks as f64, held_peak)
 }
 
 /// The same scenario and design in real time, reporting to `observer` (the exporter's recorder),
 /// until the task is dropped.
-pub async fn run_realtime(scenario: Scenario, strategy: StrategyKind, observer: Arc<dyn Observer>) {
-    let design = strategy.build(scenario.max_peers(), scenario.cost.clone(), observer);
+/// With `recording`, every arrival at the design is recorded too.
+pub async fn run_realtime(
+    scenario: Scenario,
+    strategy: StrategyKind,
+    observer: Arc<dyn Observer>,
+    recording: Option<Recording>,
+) {
+    let mut design = strategy.build(scenario.max_peers(), scenario.cost.clone(), observer);
+    if let Some(recording) = recording {
+        design = Box::new(Recorded::new(design, recording));
+    }
     let mut generator = LoadGenerator::new(design, scenario.workload);
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);

@@ -7,6 +7,8 @@
 pub mod channel;
 pub mod cli;
 pub mod driver;
+pub mod record;
+pub mod replay;
 pub mod report;
 pub mod scenario;
 pub mod stats;

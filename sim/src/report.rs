@@ -8,7 +8,7 @@ use std::time::Duration;
 use p2p_decision::{Thresholds, Verdict};
 use serde::Serialize;
 
-use crate::driver::{run, run_design};
+use crate::driver::{run_design, Build};
 use crate::scenario::Scenario;
 use crate::stats::RunResult;
 use crate::strategy::{Broadcast, StrategyKind};
@@ -51,9 +51,13 @@ pub struct ScenarioReport {
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Report {
-    pub seed: u64,
+    /// The workload's seed; none for a replay.
+    pub seed: Option<u64>,
     pub scenarios: Vec<ScenarioReport>,
 }
+
+/// Runs one design for a report: its name, how to build it, and where to report progress.
+pub type Runner<'r> = &'r mut dyn FnMut(&str, Build<'_>, &mut dyn FnMut(f64)) -> RunResult;
 
 /// Runs every scenario against every strategy. `duration` overrides each scenario's own;
 /// `progress` is told the scenario, the run and the share of it done.
@@ -68,64 +72,86 @@ pub fn simulate(
         .iter()
         .map(|scenario| {
             let duration = duration.unwrap_or(scenario.duration);
-            let mut runs: Vec<RunResult> = strategies
-                .iter()
-                .map(|kind| {
-                    run(scenario, *kind, duration, seed, &mut |done| {
-                        progress(scenario.name, kind.name(), done)
-                    })
-                })
-                .collect();
-            let baseline_run = match runs.iter().find(|r| r.strategy == BASELINE.name()) {
-                Some(found) => found.clone(),
-                None => run(scenario, BASELINE, duration, seed, &mut |done| {
-                    progress(scenario.name, BASELINE.name(), done)
-                }),
+            let mut runner = |name: &str, build: Build<'_>, done: &mut dyn FnMut(f64)| {
+                run_design(scenario, name, build, duration, seed, done)
             };
-            let thresholds = Thresholds::shipped();
-            let verdict = Verdict::decide(
-                &thresholds,
-                baseline_run.lag_ratio,
-                baseline_run.duplicate_ratio,
-                baseline_run.average_peers,
-            );
-            let channel_size = recommend(scenario, &runs, &baseline_run, duration, seed, progress);
-            runs.sort_by_key(|r| StrategyKind::parse(&r.strategy));
-            ScenarioReport {
-                scenario: scenario.name.to_owned(),
-                summary: scenario.summary.to_owned(),
-                duration_seconds: duration.as_secs_f64(),
-                under_1pct_lag: runs
-                    .iter()
-                    .filter(|r| r.criteria.lag_under_1pct)
-                    .map(|r| r.strategy.clone())
-                    .collect(),
-                baseline: Baseline {
-                    strategy: BASELINE.name().to_owned(),
-                    lag_ratio: baseline_run.lag_ratio,
-                    duplicate_ratio: baseline_run.duplicate_ratio,
-                    average_peers: baseline_run.average_peers,
-                    verdict: verdict.as_str().to_owned(),
-                },
-                runs,
-                channel_size,
-            }
+            scenario_report(
+                scenario.name,
+                scenario.summary,
+                duration,
+                strategies,
+                &mut runner,
+                &mut |name, done| progress(scenario.name, name, done),
+            )
         })
         .collect();
     Report {
-        seed,
+        seed: Some(seed),
         scenarios: reports,
+    }
+}
+
+/// One traffic (a scenario, or a recording) against every strategy, with the framework's verdict
+/// on the baseline and the channel-size recommendation. `run` runs one design on that traffic.
+pub fn scenario_report(
+    name: &str,
+    summary: &str,
+    duration: Duration,
+    strategies: &[StrategyKind],
+    run: Runner<'_>,
+    progress: &mut dyn FnMut(&str, f64),
+) -> ScenarioReport {
+    let mut run_kind = |kind: StrategyKind, run: Runner<'_>| {
+        run(
+            kind.name(),
+            &|max_peers, cost, observer| kind.build(max_peers, cost, observer),
+            &mut |done| progress(kind.name(), done),
+        )
+    };
+    let mut runs: Vec<RunResult> = strategies
+        .iter()
+        .map(|kind| run_kind(*kind, &mut *run))
+        .collect();
+    let baseline_run = match runs.iter().find(|r| r.strategy == BASELINE.name()) {
+        Some(found) => found.clone(),
+        None => run_kind(BASELINE, &mut *run),
+    };
+    let thresholds = Thresholds::shipped();
+    let verdict = Verdict::decide(
+        &thresholds,
+        baseline_run.lag_ratio,
+        baseline_run.duplicate_ratio,
+        baseline_run.average_peers,
+    );
+    let channel_size = recommend(&runs, &baseline_run, run, progress);
+    runs.sort_by_key(|r| StrategyKind::parse(&r.strategy));
+    ScenarioReport {
+        scenario: name.to_owned(),
+        summary: summary.to_owned(),
+        duration_seconds: duration.as_secs_f64(),
+        under_1pct_lag: runs
+            .iter()
+            .filter(|r| r.criteria.lag_under_1pct)
+            .map(|r| r.strategy.clone())
+            .collect(),
+        baseline: Baseline {
+            strategy: BASELINE.name().to_owned(),
+            lag_ratio: baseline_run.lag_ratio,
+            duplicate_ratio: baseline_run.duplicate_ratio,
+            average_peers: baseline_run.average_peers,
+            verdict: verdict.as_str().to_owned(),
+        },
+        runs,
+        channel_size,
     }
 }
 
 /// Bisection over capacities 2^0..2^20, reusing the broadcast runs already made.
 fn recommend(
-    scenario: &Scenario,
     runs: &[RunResult],
     baseline: &RunResult,
-    duration: Duration,
-    seed: u64,
-    progress: &mut dyn FnMut(&str, &str, f64),
+    run: Runner<'_>,
+    progress: &mut dyn FnMut(&str, f64),
 ) -> Recommendation {
     let mut lag: BTreeMap<u32, f64> = BTreeMap::new();
     lag.insert(11, baseline.lag_ratio);
@@ -143,15 +169,12 @@ fn recommend(
         }
         let capacity = 1usize << exponent;
         let name = format!("broadcast-{capacity}");
-        let result = run_design(
-            scenario,
+        let result = run(
             &name,
             &|max_peers, cost, observer| {
                 Box::new(Broadcast::new(capacity, max_peers, cost, observer))
             },
-            duration,
-            seed,
-            &mut |done| progress(scenario.name, &name, done),
+            &mut |done| progress(&name, done),
         );
         lag.insert(exponent, result.lag_ratio);
         result.lag_ratio
@@ -284,10 +307,14 @@ fn conclusion(s: &ScenarioReport) -> Vec<String> {
 pub fn render_table(report: &Report) -> String {
     let mut out = String::new();
     for s in &report.scenarios {
+        let seed = report
+            .seed
+            .map(|s| format!(", seed {s}"))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "== {} ({:.0} s simulated, seed {})\n   {}",
-            s.scenario, s.duration_seconds, report.seed, s.summary
+            "== {} ({:.0} s simulated{seed})\n   {}",
+            s.scenario, s.duration_seconds, s.summary
         );
         let rows: Vec<[String; 12]> = s.runs.iter().map(row).collect();
         let widths: Vec<usize> = (0..HEADERS.len())
@@ -406,7 +433,9 @@ figure{display:inline-block;margin:0 1em 1em 0}figcaption{font-weight:bold;font-
 lagged / (received + lagged); criteria are the seed's: lag &lt; 1%, average block propagation &lt;
 100 ms, p99 &lt; 500 ms, queued memory stable. How to read this page: docs/simulator.md.</p>"#,
     );
-    let _ = write!(html, "<p>Seed {}.</p>", report.seed);
+    if let Some(seed) = report.seed {
+        let _ = write!(html, "<p>Seed {seed}.</p>");
+    }
     for s in &report.scenarios {
         let _ = write!(
             html,

@@ -123,6 +123,16 @@ pub trait Strategy: PeerSink + Send {
     fn held_bytes(&mut self) -> u64;
 }
 
+impl<T: Strategy + ?Sized> Strategy for Box<T> {
+    fn catch_up(&mut self, now: Instant) {
+        (**self).catch_up(now)
+    }
+
+    fn held_bytes(&mut self) -> u64 {
+        (**self).held_bytes()
+    }
+}
+
 /// Peer bookkeeping for the designs that are not the reference router: same ids, same limit, same
 /// observations.
 struct Peers {
