@@ -46,6 +46,9 @@ pub enum Command {
     /// Run stress scenarios against the router designs in virtual time and report which bring
     /// lag under 1% (docs/simulator.md).
     Simulate(SimulateArgs),
+    /// Replay a --record file through the router designs in virtual time and report which would
+    /// have kept lag under 1% (docs/recording.md).
+    Replay(crate::recording::ReplayArgs),
 }
 
 #[derive(Args, Debug)]
@@ -73,6 +76,11 @@ pub struct SimulateArgs {
     /// Also write a self-contained HTML report (charts included) to this file.
     #[arg(long, value_name = "FILE")]
     pub report: Option<std::path::PathBuf>,
+
+    /// Record what the scenario's peers hand the strategy to this file, for `replay` (one
+    /// scenario and one strategy).
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<std::path::PathBuf>,
 }
 
 impl SimulateArgs {
@@ -84,7 +92,9 @@ impl SimulateArgs {
             seed: self.seed,
             json: self.json,
             report: self.report.clone(),
+            record: self.record.clone(),
         };
+        crate::recording::check_simulate(&options);
         p2p_sim::cli::run(&options).map_err(|e| anyhow::anyhow!("cannot write the report: {e}"))
     }
 }
@@ -131,6 +141,11 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub traces: TraceArgs,
+
+    /// Record every arrival (embedded: what peers hand the router; tap: the node's records) to
+    /// this gzip NDJSON file until shutdown, for `replay` (docs/recording.md).
+    #[arg(long, env = "P2P_RECORD", value_name = "FILE")]
+    pub record: Option<std::path::PathBuf>,
 }
 
 #[derive(Args, Debug)]

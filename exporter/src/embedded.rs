@@ -7,6 +7,7 @@ use std::time::Duration;
 use p2p_observe::Observer;
 use p2p_router::workload::{run_consumer, ConsumerCost, LoadGenerator, WorkloadConfig};
 use p2p_router::Router;
+use p2p_sim::record::{Recorded, Recording};
 use p2p_sim::{run_realtime, Scenario, StrategyKind};
 use tokio::task::JoinSet;
 
@@ -24,6 +25,8 @@ pub struct EmbeddedConfig {
     pub cost: ConsumerCost,
     /// A simulator scenario and design to run in real time instead of the node's router.
     pub design: Option<Simulated>,
+    /// Where to record what peers hand the router (`--record`).
+    pub recording: Option<Recording>,
 }
 
 /// A scenario on a router design, run in real time to feed /metrics.
@@ -44,7 +47,12 @@ pub fn start(
 ) {
     tasks.spawn(resources::sample_self(recorder, RESOURCE_PERIOD));
     if let Some(design) = config.design {
-        tasks.spawn(run_realtime(design.scenario, design.strategy, observer));
+        tasks.spawn(run_realtime(
+            design.scenario,
+            design.strategy,
+            observer,
+            config.recording,
+        ));
         return;
     }
     let router = Router::builder(config.max_peers)
@@ -57,5 +65,10 @@ pub fn start(
         config.cost,
         Arc::clone(router.observer()),
     ));
-    tasks.spawn(LoadGenerator::new(router, config.workload).run());
+    match config.recording {
+        Some(recording) => {
+            tasks.spawn(LoadGenerator::new(Recorded::new(router, recording), config.workload).run())
+        }
+        None => tasks.spawn(LoadGenerator::new(router, config.workload).run()),
+    };
 }

@@ -14,6 +14,7 @@ pub mod http;
 pub mod metrics;
 pub mod peak;
 pub mod recorder;
+pub mod recording;
 pub mod resources;
 pub mod tap;
 pub mod telemetry;

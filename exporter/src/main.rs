@@ -51,6 +51,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         None => run_server(&runtime, cli.serve, filter, cli.log_format),
         Some(Command::Simulate(args)) => args.run(),
+        Some(Command::Replay(args)) => args.run(),
         Some(Command::Decide(args)) => {
             init_logging(filter, cli.log_format, None);
             runtime.block_on(p2p_exporter::decision::print(args))
@@ -127,6 +128,10 @@ async fn serve(
     let address = listener.local_addr()?;
 
     let mut tasks = JoinSet::new();
+    let recording = match &args.record {
+        Some(path) => Some(p2p_exporter::recording::start(path, &args, &recorder)?),
+        None => None,
+    };
     let observer = telemetry::observer(Arc::clone(&recorder), tracer);
     let source = args.source.source;
     match source {
@@ -138,6 +143,7 @@ async fn serve(
                     workload: args.workload(),
                     cost: args.consumer_cost(),
                     design: args.design(),
+                    recording: recording.as_ref().map(|r| r.recording()),
                 },
                 observer,
                 Arc::clone(&recorder),
@@ -147,7 +153,12 @@ async fn serve(
         Source::Tap => {
             let tap = TapSource::bind(&args.source.tap()).await?;
             tracing::info!(tap = %tap.endpoint(), "waiting for the node's tap client");
-            tap.start(observer, Arc::clone(&recorder), &mut tasks);
+            tap.start(
+                observer,
+                Arc::clone(&recorder),
+                recording.as_ref().map(|r| r.recording()),
+                &mut tasks,
+            );
         }
     }
     let decision = Arc::new(DecisionEngine::new(
@@ -172,6 +183,11 @@ async fn serve(
         .context("HTTP server failed")?;
     ready.store(false, Ordering::Release);
     tasks.shutdown().await;
+    if let (Some(writer), Some(path)) = (recording, args.record.clone()) {
+        // Waits for the writer thread to drain and finish the gzip stream.
+        tokio::task::spawn_blocking(move || p2p_exporter::recording::finish(writer, &path))
+            .await??;
+    }
     tracing::info!("stopped");
     Ok(())
 }

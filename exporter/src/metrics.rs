@@ -90,6 +90,8 @@ pub const METRICS: &[MetricDef] = &[
     def("p2p_tap_client_records_total", C, &[], "Observations the node's tap client produced, from its stats records; summed over node restarts."),
     def("p2p_tap_client_dropped_records_total", C, &["reason"], "Observations the node's tap client did not deliver, by reason: queue_full (dropped, never sent) or connection_lost (in a write that failed); summed over node restarts."),
     def("p2p_tap_node_sessions_total", C, &[], "Runs of the node seen by the tap source (a new hello session); a rise is a node restart, not lag."),
+    def("p2p_recording_written_total", C, &[], "Arrivals written to the --record file (0 when not recording)."),
+    def("p2p_recording_dropped_total", C, &[], "Arrivals not recorded because the recording's queue was full or its file failed; the router never waits for the recording."),
     def("p2p_exporter_build_info", G, &["version", "source"], "Always 1; labels carry the exporter version and its observation source."),
 ];
 
@@ -198,6 +200,30 @@ pub struct Metrics {
     pub spans_ended: IntCounter,
     pub spans_exported: IntCounter,
     pub spans_export_failed: IntCounter,
+    pub recording: RecordingMetrics,
+}
+
+/// The --record file's counts, copied from its writer at each scrape.
+pub struct RecordingMetrics {
+    pub written: IntCounter,
+    pub dropped: IntCounter,
+    pub counts: std::sync::OnceLock<std::sync::Arc<p2p_sim::record::Counts>>,
+}
+
+impl RecordingMetrics {
+    pub fn refresh(&self) {
+        use std::sync::atomic::Ordering;
+        let Some(counts) = self.counts.get() else {
+            return;
+        };
+        for (counter, total) in [
+            (&self.written, &counts.written),
+            (&self.dropped, &counts.dropped),
+        ] {
+            let total = total.load(Ordering::Relaxed);
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
+    }
 }
 
 impl Metrics {
@@ -302,6 +328,11 @@ impl Metrics {
             spans_ended: counter("p2p_exporter_spans_ended_total"),
             spans_exported: counter("p2p_exporter_spans_exported_total"),
             spans_export_failed: counter("p2p_exporter_spans_export_failed_total"),
+            recording: RecordingMetrics {
+                written: counter("p2p_recording_written_total"),
+                dropped: counter("p2p_recording_dropped_total"),
+                counts: std::sync::OnceLock::new(),
+            },
         })
     }
 }

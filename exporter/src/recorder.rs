@@ -156,6 +156,7 @@ impl Recorder {
             series.peak_ratio.set(peak as f64 / capacity as f64);
         });
         self.metrics.dedup_tracked.set(self.dedup.tracked() as i64);
+        self.metrics.recording.refresh();
     }
 
     /// Where the OTLP pipeline reports its span counts.

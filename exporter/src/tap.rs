@@ -14,6 +14,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use p2p_observe::Observer;
+use p2p_sim::record::Recording;
 use p2p_tap::framing::{Frame, LineBuffer};
 use p2p_tap::wire::{self, Body, Reject, MAX_LINE_BYTES};
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -171,15 +172,19 @@ impl TapSource {
 
     /// Serves connections on `tasks` until they are shut down. Observations go to `observer`
     /// (the recorder, possibly wrapped); the tap's own health goes to `recorder`'s metrics.
+    /// With `recording`, every accepted record is recorded as it arrives (a hello without its
+    /// token).
     pub fn start(
         self,
         observer: Arc<dyn Observer>,
         recorder: Arc<Recorder>,
+        recording: Option<Recording>,
         tasks: &mut JoinSet<()>,
     ) {
         let state = Arc::new(State {
             observer,
             recorder,
+            recording,
             token: self.token,
             busy: AtomicBool::new(false),
             session: Mutex::new(None),
@@ -225,6 +230,7 @@ async fn bind_unix(path: &Path, mode: u32) -> std::io::Result<tokio::net::UnixLi
 struct State {
     observer: Arc<dyn Observer>,
     recorder: Arc<Recorder>,
+    recording: Option<Recording>,
     token: Option<String>,
     busy: AtomicBool,
     session: Mutex<Option<Session>>,
@@ -375,6 +381,20 @@ fn handle_line(state: &State, line: &[u8], greeted: &mut bool) -> Step {
                     return Step::Close;
                 }
                 *greeted = true;
+                if let Some(recording) = &state.recording {
+                    let hello = wire::Record {
+                        v: record.v,
+                        t: record.t,
+                        body: Body::Hello {
+                            session: session.clone(),
+                            client: client.clone(),
+                            token: None,
+                            peers: *peers,
+                        },
+                    };
+                    let line = wire::encode(&hello);
+                    recording.tap_line(line.strip_suffix(b"\n").unwrap_or(&line));
+                }
                 state.metrics().connections[0].inc();
                 state.metrics().connected.set(1);
                 start_session(state, session);
@@ -387,6 +407,9 @@ fn handle_line(state: &State, line: &[u8], greeted: &mut bool) -> Step {
                 Step::Close
             }
         };
+    }
+    if let Some(recording) = &state.recording {
+        recording.tap_line(line);
     }
     match record.body.observation() {
         Some(observation) => {
