@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use p2p_exporter::cli::DEFAULT_PORT;
-use p2p_exporter::metrics::{MetricType, MAX_NAMES, METRICS};
+use p2p_exporter::metrics::{
+    MetricType, MAX_NAMES, METRICS, TAP_CLIENT_DROP_REASONS, TAP_CONNECTION_RESULTS,
+};
 use p2p_observe::{DisconnectReason, MessageKind};
 use serde_yaml::Value;
 
@@ -1106,15 +1108,18 @@ fn sample_lines(exposition: &str) -> Vec<(&str, String)> {
 }
 
 /// Values a label can take, at most (docs/instrumentation.md).
-fn label_bound(label: &str) -> Option<usize> {
-    match label {
+fn label_bound(metric: &str, label: &str) -> Option<usize> {
+    match (metric, label) {
         // MAX_NAMES names chosen by the router's code, then `other` and `invalid`.
-        "channel" | "subscriber" => Some(MAX_NAMES + 2),
-        "type" => Some(MessageKind::ALL.len()),
-        "reason" => Some(DisconnectReason::ALL.len()),
-        "direction" => Some(2),
+        (_, "channel" | "subscriber") => Some(MAX_NAMES + 2),
+        (_, "type") => Some(MessageKind::ALL.len()),
+        ("p2p_tap_records_rejected_total", "reason") => Some(p2p_tap::Reject::ALL.len()),
+        ("p2p_tap_client_dropped_records_total", "reason") => Some(TAP_CLIENT_DROP_REASONS.len()),
+        ("p2p_peer_disconnections_total", "reason") => Some(DisconnectReason::ALL.len()),
+        ("p2p_tap_connections_total", "result") => Some(TAP_CONNECTION_RESULTS.len()),
+        (_, "direction") => Some(2),
         // One process, one version, one source.
-        "version" | "source" => Some(1),
+        (_, "version" | "source") => Some(1),
         _ => None,
     }
 }
@@ -1152,7 +1157,7 @@ fn series_ceiling(exposition: &str) -> Result<usize, String> {
         let per_set = count / label_sets.len().max(1);
         let mut sets = 1;
         for label in def.labels {
-            sets *= label_bound(label)
+            sets *= label_bound(def.name, label)
                 .ok_or_else(|| format!("{family}: label {label} has no known bound"))?;
         }
         ceiling += per_set * sets;
@@ -1852,7 +1857,7 @@ fn the_series_ceiling_multiplies_each_family_by_its_label_bounds() {
             per_set
                 * d.labels
                     .iter()
-                    .map(|l| label_bound(l).unwrap())
+                    .map(|l| label_bound(d.name, l).unwrap())
                     .product::<usize>()
         })
         .sum::<usize>()
