@@ -7,9 +7,9 @@
 //! parent (a new block scheduled before a reorg's winner is delivered), the node's chain view
 //! orphans every later block, so propagation stops.
 //! - `lagging`: a consumer loop too slow for its peers: lag, duplicates, churn, orphans;
-//! - `healthy`: default consumer costs, a block every 700 ms (after a reorg's winner at 600 ms)
-//!   and no sync bursts: accepted blocks, propagation, stale-block orphans, churn, duplicates,
-//!   and no lag.
+//! - `healthy`: default consumer costs, a block every 700 ms (after a reorg's winner at 600 ms),
+//!   no sync bursts, frequent stale blocks: accepted blocks, propagation, orphans, reorgs, churn,
+//!   duplicates, and no lag.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -155,6 +155,11 @@ fn every_panel_query_returns_data_and_the_lag_duplicate_and_propagation_panels_m
         "700ms",
         "--sync-burst-every",
         "1h",
+        // A stale block every ~3.5 s and a reorg every ~14 s, so both show within a minute.
+        "--stale-block-probability",
+        "0.2",
+        "--reorg-probability",
+        "0.05",
         "--churn-every",
         "2s",
     ]);
@@ -183,7 +188,7 @@ fn every_panel_query_returns_data_and_the_lag_duplicate_and_propagation_panels_m
         },
     );
     wait_for(
-        "the healthy node to accept, propagate and orphan blocks and lose peers",
+        "the healthy node to accept, propagate, orphan and reorganise blocks and lose peers",
         Duration::from_secs(120),
         || {
             moved(
@@ -192,6 +197,7 @@ fn every_panel_query_returns_data_and_the_lag_duplicate_and_propagation_panels_m
                     "p2p_blocks_accepted_total",
                     "p2p_block_propagation_seconds_count",
                     "p2p_blocks_orphaned_total",
+                    "p2p_chain_reorgs_total",
                     "p2p_inv_duplicate_messages_total",
                     "p2p_peer_disconnections_total",
                 ],
