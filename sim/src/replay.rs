@@ -548,10 +548,10 @@ pub fn report(
 ) -> Report {
     let header = &loaded.header;
     let mut summary = format!(
-        "Replay of a {} recording",
+        "Replay of {} recording",
         match header.source {
-            Source::Embedded => "embedded",
-            Source::Tap => "tap",
+            Source::Embedded => "an embedded",
+            Source::Tap => "a tap",
         }
     );
     if let Some(scenario) = &header.scenario {
