@@ -261,12 +261,12 @@ pub struct WorkloadArgs {
 
     /// Chance that a competing block at the same height follows a new block (an orphan). The
     /// default keeps the orphan rate under the seed's 1%.
-    #[arg(long, env = "P2P_STALE_BLOCK_PROBABILITY", default_value_t = 0.01, value_parser = ratio)]
+    #[arg(long, env = "P2P_STALE_BLOCK_PROBABILITY", default_value_t = WorkloadConfig::default().stale_block_probability, value_parser = ratio)]
     pub stale_block_probability: f64,
 
     /// Chance that the competing branch wins and the node reorganises; at most the stale
     /// probability. The default keeps reorgs under the seed's 0.1% of blocks.
-    #[arg(long, env = "P2P_REORG_PROBABILITY", default_value_t = 0.001, value_parser = ratio)]
+    #[arg(long, env = "P2P_REORG_PROBABILITY", default_value_t = WorkloadConfig::default().reorg_probability, value_parser = ratio)]
     pub reorg_probability: f64,
 
     /// Seed of the workload's random choices.
