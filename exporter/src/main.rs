@@ -176,6 +176,16 @@ async fn serve(
     // Ready once the source runs: in tap mode that is "the node can connect", not "a node is
     // connected", so a sidecar whose node is down keeps being scraped and p2p_tap_connected=0
     // can page (docs/tap-integration.md).
+    // One span for the whole run, exported when it ends (at shutdown, before the final flush).
+    let design = args.design();
+    let _run_span = tracing::info_span!(
+        "p2p.scenario_run",
+        source = source.as_str(),
+        scenario = design.as_ref().map_or("testnet", |d| d.scenario.name),
+        strategy = design
+            .as_ref()
+            .map_or("broadcast-2048", |d| d.strategy.name()),
+    );
     tracing::info!(%address, source = source.as_str(), "listening");
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown_signal())

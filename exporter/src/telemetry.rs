@@ -33,6 +33,8 @@ const MAX_EXPORT_BATCH: usize = 512;
 const MAX_JOURNEYS: usize = 1024;
 /// At most one lag span per subscriber per this period, carrying the events skipped in it.
 const LAG_SPAN_PERIOD: Duration = Duration::from_secs(1);
+/// Subscribers whose lag is aggregated; names come from code, but a tap peer could send many.
+const MAX_LAG_SUBSCRIBERS: usize = 64;
 const FAILURE_WARNING_PERIOD: Duration = Duration::from_secs(60);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -126,12 +128,21 @@ pub fn init(config: &TelemetryConfig, counters: SpanCounters) -> anyhow::Result<
     if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
         resource = resource.with_service_name(env!("CARGO_PKG_NAME"));
     }
-    let resource = resource
-        .with_attributes([
-            KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),
-            KeyValue::new("p2p.node.id", config.node_id.clone()),
-        ])
-        .build();
+    let mut attributes = vec![
+        KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),
+        KeyValue::new("p2p.node.id", config.node_id.clone()),
+    ];
+    // The collector's span metrics tell sidecars apart by service.instance.id; default it to the
+    // node id unless OTEL_RESOURCE_ATTRIBUTES already names one.
+    let named = std::env::var("OTEL_RESOURCE_ATTRIBUTES").is_ok_and(|attrs| {
+        attrs
+            .split(',')
+            .any(|kv| kv.trim().starts_with("service.instance.id="))
+    });
+    if !named {
+        attributes.push(KeyValue::new("service.instance.id", config.node_id.clone()));
+    }
+    let resource = resource.with_attributes(attributes).build();
     let provider = SdkTracerProvider::builder()
         .with_span_processor(CountingProcessor {
             inner: batch,
@@ -326,7 +337,10 @@ impl<O: Observer> Traced<O> {
         let now = Instant::now();
         let due = {
             let mut lag = self.lag.lock().unwrap_or_else(|e| e.into_inner());
-            let entry = lag.entry(subscriber.to_owned()).or_insert((None, 0));
+            if !lag.contains_key(subscriber) && lag.len() >= MAX_LAG_SUBSCRIBERS {
+                return;
+            }
+            let entry = lag.entry(bounded(subscriber)).or_insert((None, 0));
             entry.1 += skipped;
             if entry
                 .0
@@ -342,7 +356,7 @@ impl<O: Observer> Traced<O> {
             .tracer
             .span_builder("p2p.lag_episode")
             .with_attributes([
-                KeyValue::new("subscriber", subscriber.to_owned()),
+                KeyValue::new("subscriber", bounded(subscriber)),
                 KeyValue::new("events.skipped", due as i64),
                 KeyValue::new(
                     "channel.queued",
@@ -380,6 +394,12 @@ impl<O: Observer> Observer for Traced<O> {
             _ => {}
         }
     }
+}
+
+/// A subscriber name as it goes into a span: names come from code, but over the tap they arrive
+/// from another process, so their length is capped.
+fn bounded(name: &str) -> String {
+    name.chars().take(64).collect()
 }
 
 /// The tracer-aware observer the router reports to: the recorder alone, or the recorder with

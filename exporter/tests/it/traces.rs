@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -239,4 +240,84 @@ fn with_no_collector_the_exporter_keeps_serving_and_counts_failed_spans() {
     assert!(late < early + 64.0 * 1024.0 * 1024.0, "{early} -> {late}");
     let exported = crate::support::sample(&text, "p2p_exporter_spans_exported_total").unwrap();
     assert_eq!(exported, 0.0);
+}
+
+#[test]
+fn the_run_span_is_flushed_when_the_exporter_stops() {
+    let receiver = Receiver::start();
+    let endpoint = format!("http://{}", receiver.address);
+    let mut exporter = Exporter::start(&["--otlp-endpoint", &endpoint, "--node-id", "node-z"]);
+    // The run span only ends at shutdown: it can only arrive through the final flush.
+    assert!(receiver
+        .spans()
+        .iter()
+        .all(|r| r.span.name != "p2p.scenario_run"));
+    let pid = exporter.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let exit = wait_for("the exporter to exit", Duration::from_secs(30), || {
+        exporter.child.try_wait().unwrap()
+    });
+    assert!(exit.success(), "{exit:?}");
+    let run = receiver
+        .spans()
+        .into_iter()
+        .find(|r| r.span.name == "p2p.scenario_run")
+        .expect("the run span arrives before the process exits");
+    assert_eq!(run.node, "node-z");
+    assert_eq!(
+        string_attribute(&run.span.attributes, "strategy").as_deref(),
+        Some("broadcast-2048")
+    );
+}
+
+#[test]
+fn a_collector_that_never_answers_costs_a_bounded_queue_and_counted_failures() {
+    // Accepts connections and reads nothing: every export waits for its timeout.
+    let black_hole = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = black_hole.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in black_hole.incoming().map_while(Result::ok) {
+            held.push(stream);
+        }
+    });
+    let exporter = Exporter::start(&[
+        "--block-interval",
+        "10ms",
+        "--otlp-endpoint",
+        &format!("http://{address}"),
+        "--otlp-timeout",
+        "1s",
+    ]);
+    let text = wait_for("exports to time out", Duration::from_secs(60), || {
+        let text = exporter.scrape();
+        let failed = crate::support::sample(&text, "p2p_exporter_spans_export_failed_total")?;
+        (failed > 0.0).then_some(text)
+    });
+    let waiting = |text: &str| {
+        let value = |name| crate::support::sample(text, name).unwrap();
+        value("p2p_exporter_spans_ended_total")
+            - value("p2p_exporter_spans_exported_total")
+            - value("p2p_exporter_spans_export_failed_total")
+    };
+    assert_eq!(
+        crate::support::sample(&text, "p2p_exporter_spans_exported_total"),
+        Some(0.0)
+    );
+    // Spans ended but neither exported nor failed are queued (at most 2048), in the batch being
+    // exported (at most 512), or were dropped at the full queue: never more than the queue holds
+    // plus what was dropped, and /metrics answers throughout.
+    let ended_before = crate::support::sample(&text, "p2p_exporter_spans_ended_total").unwrap();
+    let later = wait_for("more spans to end", Duration::from_secs(60), || {
+        let text = exporter.scrape();
+        let ended = crate::support::sample(&text, "p2p_exporter_spans_ended_total")?;
+        (ended > ended_before + 200.0).then_some(text)
+    });
+    assert!(waiting(&later) >= 0.0);
+    let (status, _) = crate::support::get(exporter.address, "/healthz");
+    assert_eq!(status, 200);
 }
