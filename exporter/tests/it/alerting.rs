@@ -51,8 +51,8 @@ fn read_repo_file(path: &str) -> String {
 /// | shipped                            | here          | used by                              |
 /// |------------------------------------|---------------|--------------------------------------|
 /// | `[5m]`, `offset 5m`                | `[10s]`, `offset 10s` | the page's ratio and its 5m-ago check |
-/// | `[30m]`, `[1h]`, `[6h]`            | `[20s]`       | propagation, churn, chain, decision inputs |
-/// | `for: 5m`, `for: 10m`, `for: 15m`  | `for: 5s`     | the page, observer, key metrics      |
+/// | `[15m]`, `[30m]`, `[1h]`, `[6h]`   | `[20s]`       | tap loss, propagation, churn, chain, decision inputs |
+/// | `for: 5m`, `for: 10m`, `for: 15m`  | `for: 5s`     | the page, observer, key metrics, tap |
 /// | `for: 1h`                          | `for: 10s`    | the decision tickets                 |
 ///
 /// With 1 s scrapes the page's window still holds ten samples, and its confirmation offset still
@@ -62,6 +62,7 @@ fn scale_windows(rules: &str) -> String {
     const SUBSTITUTIONS: &[(&str, &str)] = &[
         ("[5m]", "[10s]"),
         ("offset 5m", "offset 10s"),
+        ("[15m]", "[20s]"),
         ("[30m]", "[20s]"),
         ("[1h]", "[20s]"),
         ("[6h]", "[20s]"),
@@ -585,6 +586,12 @@ const ALERT_THRESHOLDS: &[(&str, &[Literal], &str)] = &[
     ),
     ("P2PExporterDown", &[Code(0.0)], "observer.down_for"),
     ("P2PExporterMetricsAbsent", &[], "observer.absent_for"),
+    ("P2PTapDisconnected", &[Code(0.0)], "tap.disconnected_for"),
+    (
+        "P2PTapDroppingRecords",
+        &[Threshold("tap.lost_ratio")],
+        "tap.dropping_for",
+    ),
 ];
 
 /// The verdict rule's comparisons, in order: the framework's gate and its two scenarios.
@@ -614,6 +621,7 @@ const RULE_WINDOWS: &[(&str, &str)] = &[
         "instance:p2p_peers:avg_over_time6h",
         "decision.peers_window",
     ),
+    ("instance:p2p_tap_records_lost:ratio_rate15m", "tap.window"),
 ];
 
 fn toml_value<'a>(thresholds: &'a toml::Table, key: &str) -> &'a toml::Value {
@@ -785,6 +793,13 @@ fn every_threshold_and_window_of_the_rules_equals_thresholds_toml() {
         if !expr_of(&alerts[name]).contains(&selector) {
             problems.push(format!("{name} does not select {selector}"));
         }
+    }
+
+    // The tap alert that reads p2p_tap_connected must be limited to tap-mode sidecars: an
+    // embedded one reports 0 all the time.
+    let tap_only = r#"p2p_exporter_build_info{source="tap"}"#;
+    if !expr_of(&alerts["P2PTapDisconnected"]).contains(tap_only) {
+        problems.push(format!("P2PTapDisconnected is not limited to {tap_only}"));
     }
 
     assert!(problems.is_empty(), "{}", problems.join("\n"));
