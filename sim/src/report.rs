@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::driver::{run_design, Build};
 use crate::scenario::Scenario;
-use crate::stats::RunResult;
+use crate::stats::{RunResult, SEED_LAG_RATIO};
 use crate::strategy::{Broadcast, StrategyKind};
 
 /// The node's router as it is: what the decision framework judges.
@@ -180,16 +180,16 @@ fn recommend(
         result.lag_ratio
     };
     // Lag only falls as the channel grows: find the first power of two under 1%.
-    let (mut low, mut high) = if lag_at(11) < 0.01 {
+    let (mut low, mut high) = if lag_at(11) < SEED_LAG_RATIO {
         (0, 11)
-    } else if lag_at(MAX_EXPONENT) < 0.01 {
+    } else if lag_at(MAX_EXPONENT) < SEED_LAG_RATIO {
         (12, MAX_EXPONENT)
     } else {
         (MAX_EXPONENT + 1, MAX_EXPONENT + 1)
     };
     while low < high {
         let mid = (low + high) / 2;
-        if lag_at(mid) < 0.01 {
+        if lag_at(mid) < SEED_LAG_RATIO {
             high = mid;
         } else {
             low = mid + 1;

@@ -10,6 +10,12 @@ use tokio::time::Instant;
 
 use crate::strategy::{InvWindow, DEDUP_WINDOW};
 
+/// The seed's success criteria (Phase 2.3): lag under 1% (the decision framework's gate,
+/// `alerts/thresholds.toml`), average block propagation under 100 ms, p99 under 500 ms.
+pub const SEED_LAG_RATIO: f64 = 0.01;
+const SEED_PROPAGATION_AVG_SECONDS: f64 = 0.1;
+const SEED_PROPAGATION_P99_SECONDS: f64 = 0.5;
+
 /// Latencies in log-linear buckets: 8 per power of two (within 12.5%), exact below 8 ns.
 #[derive(Default)]
 struct LogHistogram {
@@ -320,9 +326,9 @@ impl Stats {
         let memory_stable = memory_stable(&series);
         let p99 = exact_quantile(&propagation, 0.99);
         let criteria = Criteria {
-            lag_under_1pct: lag_ratio < 0.01,
-            propagation_avg_under_100ms: avg.is_some_and(|a| a < 0.1),
-            propagation_p99_under_500ms: p99.is_some_and(|p| p < 0.5),
+            lag_under_1pct: lag_ratio < SEED_LAG_RATIO,
+            propagation_avg_under_100ms: avg.is_some_and(|a| a < SEED_PROPAGATION_AVG_SECONDS),
+            propagation_p99_under_500ms: p99.is_some_and(|p| p < SEED_PROPAGATION_P99_SECONDS),
             memory_stable,
         };
         RunResult {
@@ -361,6 +367,14 @@ impl Stats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lag_criterion_is_the_decision_frameworks_gate() {
+        assert_eq!(
+            SEED_LAG_RATIO,
+            p2p_decision::Thresholds::shipped().lag_ratio
+        );
+    }
 
     #[test]
     fn histogram_buckets_bound_their_values_within_an_eighth() {
