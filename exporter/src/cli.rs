@@ -156,6 +156,7 @@ pub struct TraceArgs {
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,
 
+    /// OTLP transport: grpc or http/protobuf (http/json is not supported).
     #[arg(
         long,
         env = "OTEL_EXPORTER_OTLP_PROTOCOL",

@@ -356,7 +356,10 @@ fn the_standin_node_gives_the_same_metrics_as_the_embedded_source() {
     assert_eq!(
         sample(
             &text,
-            r#"p2p_exporter_build_info{source="tap",version="0.1.0"}"#
+            &format!(
+                r#"p2p_exporter_build_info{{source="tap",version="{}"}}"#,
+                env!("CARGO_PKG_VERSION")
+            ),
         ),
         Some(1.0)
     );
