@@ -8,7 +8,9 @@
 
 pub mod cli;
 pub mod decision;
-pub mod dedup;
+/// The duplicate-inventory tracker lives with the router model, which the simulator's `dedup`
+/// design shares.
+pub use p2p_router::dedup;
 pub mod embedded;
 pub mod http;
 pub mod metrics;

@@ -5,6 +5,7 @@
 //! The router contains no metric code. It reports [`p2p_observe::Observation`]s to an
 //! [`p2p_observe::Observer`]; the exporter turns them into metrics.
 
+pub mod dedup;
 pub mod rng;
 mod router;
 pub mod types;

@@ -8,7 +8,9 @@ use p2p_observe::{MessageKind, Observation, Observer};
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::strategy::{InvWindow, DEDUP_WINDOW};
+use p2p_router::dedup::DedupTracker;
+
+use crate::strategy::inv_window;
 
 /// The seed's success criteria (Phase 2.3): lag under 1% (the decision framework's gate,
 /// `alerts/thresholds.toml`), average block propagation under 100 ms, p99 under 500 ms.
@@ -88,7 +90,7 @@ struct Inner {
     inv_dropped: u64,
     blocks_orphaned: u64,
     reorgs: u64,
-    window: Option<InvWindow>,
+    window: Option<DedupTracker>,
     interval_received: u64,
     interval_lagged: u64,
     interval_usage: f64,
@@ -139,10 +141,8 @@ impl Observer for Stats {
                 inventory,
             } => {
                 inner.inv_messages += 1;
-                let window = inner
-                    .window
-                    .get_or_insert_with(|| InvWindow::new(DEDUP_WINDOW));
-                if window.check(inventory, Instant::now()) {
+                let window = inner.window.get_or_insert_with(inv_window);
+                if window.check(inventory, Instant::now()).duplicate {
                     inner.inv_duplicates += 1;
                 }
             }

@@ -1,7 +1,7 @@
 //! Every router design of the seed behind one interface. Each reports the same observations as
 //! the reference router, so the exporter's recorder, rules and dashboards work on any of them.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use p2p_observe::{Direction, DisconnectReason, Observation, Observer};
+use p2p_router::dedup::DedupTracker;
 use p2p_router::workload::{ConsumerCost, NodeModel, PeerSink};
 use p2p_router::{
-    InvType, InventoryItem, NetMessage, PeerEvent, PeerId, PeerSummary, Router, RouterError,
-    Subscriber, VersionInfo, EVENTS_CHANNEL,
+    NetMessage, PeerEvent, PeerId, PeerSummary, Router, RouterError, Subscriber, VersionInfo,
+    EVENTS_CHANNEL,
 };
 use tokio::sync::broadcast::error::TryRecvError;
 use tokio::sync::mpsc;
@@ -278,70 +279,25 @@ impl Strategy for Broadcast {
     }
 }
 
-/// Remembers inventory items for a window: an `inv` is a duplicate when every item was announced
-/// within the window (an empty `inv` too, as the seed's `all()` says). Checking a message records
-/// its items, so the first announcement of an item is new and every later one within the window is
-/// a duplicate: the exporter's definition, so the simulator's duplicate ratio and the exporter's
-/// agree, and `dedup` drops exactly what they count.
-pub struct InvWindow {
-    window: Duration,
-    /// Item -> its latest announcement and that announcement's sequence number. A fast seeded
-    /// hasher: SipHash was a third of a simulation's time.
-    last_seen: HashMap<(InvType, [u8; 32]), (Instant, u64), foldhash::fast::RandomState>,
-    order: VecDeque<((InvType, [u8; 32]), u64)>,
-    next_seq: u64,
-}
-
-impl InvWindow {
-    pub fn new(window: Duration) -> InvWindow {
-        InvWindow {
-            window,
-            last_seen: HashMap::default(),
-            order: VecDeque::new(),
-            next_seq: 0,
-        }
-    }
-
-    /// Whether an `inv` of `items` announced at `now` is a duplicate; remembers its items.
-    pub fn check(&mut self, items: &[InventoryItem], now: Instant) -> bool {
-        while let Some((key, seq)) = self.order.front() {
-            match self.last_seen.get(key) {
-                Some((at, latest)) if latest == seq => {
-                    if now.saturating_duration_since(*at) < self.window {
-                        break;
-                    }
-                    self.last_seen.remove(key);
-                }
-                // Superseded by a later announcement of the same item.
-                _ => {}
-            }
-            self.order.pop_front();
-        }
-        let mut duplicate = true;
-        for item in items {
-            let key = (item.kind, item.hash);
-            let previous = self.last_seen.insert(key, (now, self.next_seq));
-            duplicate &=
-                previous.is_some_and(|(at, _)| now.saturating_duration_since(at) < self.window);
-            self.order.push_back((key, self.next_seq));
-            self.next_seq += 1;
-        }
-        duplicate
-    }
+/// The exporter's duplicate tracker, unbounded: the simulator's duplicate ratio and the exporter's
+/// then agree, and `dedup` drops exactly what they count. (A capped tracker would under-count when
+/// a scenario announces more items in 5 s than the cap.)
+pub fn inv_window() -> DedupTracker {
+    DedupTracker::new(DEDUP_WINDOW, usize::MAX)
 }
 
 /// Scenario A: the node's router behind a 5 s inventory cache that drops an `inv` whose every item
 /// it has seen, before it enters the channel.
 pub struct Dedup {
     inner: Broadcast,
-    window: InvWindow,
+    window: DedupTracker,
 }
 
 impl Dedup {
     pub fn new(max_peers: usize, cost: ConsumerCost, observer: Arc<dyn Observer>) -> Dedup {
         Dedup {
             inner: Broadcast::new(2048, max_peers, cost, observer),
-            window: InvWindow::new(DEDUP_WINDOW),
+            window: inv_window(),
         }
     }
 }
@@ -363,7 +319,11 @@ impl PeerSink for Dedup {
 
     fn emit_message(&mut self, peer_id: PeerId, message: NetMessage) {
         if let NetMessage::Inv(inventory) = &message {
-            if self.window.check(&inventory.items, Instant::now()) {
+            if self
+                .window
+                .check(&inventory.items, Instant::now())
+                .duplicate
+            {
                 // The peer did send it: count the message, then the drop.
                 let observer = &self.inner.observer;
                 observer.observe(Observation::MessageEmitted {
