@@ -302,7 +302,17 @@ impl<O: Observer> Traced<O> {
         }
     }
 
-    fn accepted(&self, hash: [u8; 32], height: u64, propagation: Duration) {
+    /// One span per accepted block. `received` and `delivered` are offsets from the first
+    /// announcement; an unknown one (`None`: an older tap client, or a node that does not measure
+    /// it) gets no event. Event times never go backwards, so the events stay in journey order.
+    fn accepted(
+        &self,
+        hash: [u8; 32],
+        height: u64,
+        received: Option<Duration>,
+        delivered: Option<Duration>,
+        propagation: Duration,
+    ) {
         let journey = {
             let mut guard = self.journeys.lock().unwrap_or_else(|e| e.into_inner());
             guard.by_hash.remove(&hash)
@@ -324,11 +334,17 @@ impl<O: Observer> Traced<O> {
                 KeyValue::new("block.propagation_ms", propagation.as_secs_f64() * 1000.0),
             ])
             .start_with_context(&self.tracer, &block_trace_context(&hash));
-        span.add_event_with_timestamp(
-            "first inv seen",
-            journey.map_or(first_seen, |j| j.first_seen),
-            vec![],
-        );
+        let mut last = journey.map_or(first_seen, |j| j.first_seen).min(now);
+        span.add_event_with_timestamp("first inv seen", last, vec![]);
+        for (name, offset) in [
+            ("block received", received),
+            ("delivered to consumer", delivered),
+        ] {
+            if let Some(offset) = offset {
+                last = (first_seen + offset.min(propagation)).max(last);
+                span.add_event_with_timestamp(name, last, vec![]);
+            }
+        }
         span.add_event_with_timestamp("block accepted", now, vec![]);
         span.end_with_timestamp(now);
     }
@@ -385,8 +401,10 @@ impl<O: Observer> Observer for Traced<O> {
             Observation::BlockAccepted {
                 hash,
                 height,
+                received,
+                delivered,
                 propagation,
-            } => self.accepted(hash, height, propagation),
+            } => self.accepted(hash, height, received, delivered, propagation),
             Observation::SubscriberLagged {
                 subscriber,
                 skipped,

@@ -222,9 +222,16 @@ pub enum Observation<'a> {
     /// The node accepted a block onto its chain, `propagation` after the block was first announced
     /// to it. The hash and height identify the block across every node's traces; they never
     /// become labels.
+    ///
+    /// `received` (the block message itself reached the router) and `delivered` (the node's
+    /// consumer took it from its channel) are offsets from the same first announcement; `None`
+    /// means unknown (a node that does not measure them, or a record from an older tap client),
+    /// while `Some(Duration::ZERO)` is a genuine zero: a block announced by the block itself.
     BlockAccepted {
         hash: [u8; 32],
         height: u64,
+        received: Option<Duration>,
+        delivered: Option<Duration>,
         propagation: Duration,
     },
     /// A block that did not connect to the best chain.

@@ -801,6 +801,8 @@ pub struct BlockArrival {
     hash: [u8; 32],
     height: u64,
     first_seen: Instant,
+    /// When the block message itself reached the router.
+    received_at: Instant,
 }
 
 impl BlockArrival {
@@ -808,12 +810,16 @@ impl BlockArrival {
         self.outcome
     }
 
-    /// Validation ends at `accepted_at`; propagation counts from the block's first announcement.
-    pub fn report(self, observer: &dyn Observer, accepted_at: Instant) {
+    /// The consumer took the block from its channel at `delivered_at` and validation ends at
+    /// `accepted_at`; every offset counts from the block's first announcement.
+    pub fn report(self, observer: &dyn Observer, delivered_at: Instant, accepted_at: Instant) {
+        let since = |at: Instant| at.saturating_duration_since(self.first_seen);
         let accepted = Observation::BlockAccepted {
             hash: self.hash,
             height: self.height,
-            propagation: accepted_at.saturating_duration_since(self.first_seen),
+            received: Some(since(self.received_at)),
+            delivered: Some(since(delivered_at)),
+            propagation: since(accepted_at),
         };
         match self.outcome {
             BlockOutcome::Accepted => observer.observe(accepted),
@@ -853,6 +859,7 @@ impl NodeModel {
             hash: header.hash,
             height: header.height,
             first_seen,
+            received_at: sent_at,
         })
     }
 
@@ -894,7 +901,7 @@ impl NodeModel {
     ) -> Duration {
         match self.on_block(bytes, sent_at) {
             Some(arrival) if arrival.outcome() != BlockOutcome::Known => {
-                arrival.report(observer, started + cost.block);
+                arrival.report(observer, started, started + cost.block);
                 cost.block
             }
             _ => cost.message,
@@ -1018,5 +1025,63 @@ mod tests {
         assert_eq!(chain.connect(&header(10, 100, 99)), BlockOutcome::Accepted);
         // At or below the tip with a parent we never saw: a stale side block.
         assert_eq!(chain.connect(&header(10, 77, 76)), BlockOutcome::Orphaned);
+    }
+
+    #[test]
+    fn an_accepted_block_reports_its_offsets_from_the_first_announcement() {
+        type Offsets = (Option<Duration>, Option<Duration>, Duration);
+        struct Last(std::sync::Mutex<Option<Offsets>>);
+        impl Observer for Last {
+            fn observe(&self, observation: Observation<'_>) {
+                if let Observation::BlockAccepted {
+                    received,
+                    delivered,
+                    propagation,
+                    ..
+                } = observation
+                {
+                    *self.0.lock().unwrap() = Some((received, delivered, propagation));
+                }
+            }
+        }
+        let observer = Last(std::sync::Mutex::new(None));
+        let cost = ConsumerCost {
+            block: Duration::from_millis(5),
+            ..ConsumerCost::default()
+        };
+        let h = header(1, 1, 0);
+        let t0 = Instant::now();
+        let mut node = NodeModel::default();
+        node.on_inv(
+            &[InventoryItem {
+                kind: InvType::Block,
+                hash: h.hash,
+            }],
+            t0,
+        );
+        let bytes = encode_block(&h, 100);
+        let sent_at = t0 + Duration::from_millis(2);
+        let started = t0 + Duration::from_millis(3);
+        node.block(&bytes, sent_at, started, &cost, &observer);
+        assert_eq!(
+            observer.0.lock().unwrap().take(),
+            Some((
+                Some(Duration::from_millis(2)),
+                Some(Duration::from_millis(3)),
+                Duration::from_millis(8)
+            ))
+        );
+
+        // Announced by the block itself: a genuine zero, not an unknown offset.
+        let h = header(2, 2, 1);
+        node.block(&encode_block(&h, 100), started, started, &cost, &observer);
+        assert_eq!(
+            observer.0.lock().unwrap().take(),
+            Some((
+                Some(Duration::ZERO),
+                Some(Duration::ZERO),
+                Duration::from_millis(5)
+            ))
+        );
     }
 }

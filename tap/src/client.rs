@@ -212,6 +212,8 @@ enum Queued {
     BlockAccepted {
         hash: [u8; 32],
         height: u64,
+        received: Option<Duration>,
+        delivered: Option<Duration>,
         propagation: Duration,
     },
     BlockOrphaned,
@@ -268,10 +270,14 @@ impl Queued {
             Observation::BlockAccepted {
                 hash,
                 height,
+                received,
+                delivered,
                 propagation,
             } => Queued::BlockAccepted {
                 hash,
                 height,
+                received,
+                delivered,
                 propagation,
             },
             Observation::BlockOrphaned => Queued::BlockOrphaned,
@@ -337,10 +343,14 @@ impl Queued {
             Queued::BlockAccepted {
                 hash,
                 height,
+                received,
+                delivered,
                 propagation,
             } => Observation::BlockAccepted {
                 hash: *hash,
                 height: *height,
+                received: *received,
+                delivered: *delivered,
                 propagation: *propagation,
             },
             Queued::BlockOrphaned => Observation::BlockOrphaned,

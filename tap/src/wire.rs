@@ -171,6 +171,12 @@ pub enum Body<'a> {
     BlockAccepted {
         hash: Hash,
         height: u64,
+        /// Optional (added within v1): absent means unknown, `0` a genuine zero offset.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        received_ns: Option<u64>,
+        /// Optional (added within v1): absent means unknown, `0` a genuine zero offset.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        delivered_ns: Option<u64>,
         propagation_ns: u64,
     },
     BlockOrphaned,
@@ -415,10 +421,14 @@ impl<'a> Body<'a> {
             Observation::BlockAccepted {
                 hash,
                 height,
+                received,
+                delivered,
                 propagation,
             } => Body::BlockAccepted {
                 hash: Hash(Some(hash)),
                 height,
+                received_ns: received.map(nanos),
+                delivered_ns: delivered.map(nanos),
                 propagation_ns: nanos(propagation),
             },
             Observation::BlockOrphaned => Body::BlockOrphaned,
@@ -482,11 +492,15 @@ impl<'a> Body<'a> {
             Body::BlockAccepted {
                 hash,
                 height,
+                received_ns,
+                delivered_ns,
                 propagation_ns,
             } => Observation::BlockAccepted {
                 // A record with a bad hash never gets here: `problem` refuses it.
                 hash: hash.0.unwrap_or_default(),
                 height: *height,
+                received: received_ns.map(Duration::from_nanos),
+                delivered: delivered_ns.map(Duration::from_nanos),
                 propagation: Duration::from_nanos(*propagation_ns),
             },
             Body::BlockOrphaned => Observation::BlockOrphaned,

@@ -43,7 +43,17 @@ fn every_observation(items: &[InventoryItem]) -> Vec<Observation<'_>> {
         Observation::BlockAccepted {
             hash: [0xcd; 32],
             height: 1_000_001,
+            received: Some(Duration::from_millis(12)),
+            delivered: Some(Duration::from_millis(40)),
             propagation: Duration::from_millis(87),
+        },
+        // Announced by the block itself (a genuine zero), from a node that does not time delivery.
+        Observation::BlockAccepted {
+            hash: [0xce; 32],
+            height: 1_000_002,
+            received: Some(Duration::ZERO),
+            delivered: None,
+            propagation: Duration::from_millis(3),
         },
         Observation::InvDropped,
         Observation::BlockOrphaned,
@@ -288,4 +298,37 @@ fn an_older_record_with_fields_this_reader_does_not_know_is_read() {
             skipped: 4
         })
     );
+}
+
+#[test]
+fn a_block_accepted_without_the_optional_offsets_is_read_as_unknown() {
+    let hash = "cd".repeat(32);
+    let old = format!(
+        r#"{{"v":1,"t":9,"kind":"block_accepted","hash":"{hash}","height":7,"propagation_ns":87}}"#
+    );
+    assert_eq!(
+        wire::decode(old.as_bytes()).unwrap().body.observation(),
+        Some(Observation::BlockAccepted {
+            hash: [0xcd; 32],
+            height: 7,
+            received: None,
+            delivered: None,
+            propagation: Duration::from_nanos(87),
+        })
+    );
+    // A known zero is written as 0, an unknown offset not at all.
+    let encoded = line(
+        Body::from_observation(&Observation::BlockAccepted {
+            hash: [0xcd; 32],
+            height: 7,
+            received: Some(Duration::ZERO),
+            delivered: None,
+            propagation: Duration::from_nanos(87),
+        }),
+        9,
+    );
+    let json: serde_json::Value = serde_json::from_slice(&encoded).unwrap();
+    assert_eq!(json["received_ns"], 0);
+    assert!(json.get("delivered_ns").is_none());
+    assert!(schema().is_valid(&json));
 }

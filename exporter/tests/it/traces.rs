@@ -178,7 +178,20 @@ fn block_journeys_arrive_with_their_attributes_and_one_trace_id_per_block_across
             assert!(string_attribute(&r.span.attributes, "block.announcers").is_some());
             assert!(string_attribute(&r.span.attributes, "block.propagation_ms").is_some());
             let events: Vec<_> = r.span.events.iter().map(|e| e.name.as_str()).collect();
-            assert_eq!(events, ["first inv seen", "block accepted"]);
+            assert_eq!(
+                events,
+                [
+                    "first inv seen",
+                    "block received",
+                    "delivered to consumer",
+                    "block accepted"
+                ]
+            );
+            let times: Vec<u64> = r.span.events.iter().map(|e| e.time_unix_nano).collect();
+            assert!(
+                times.windows(2).all(|w| w[0] <= w[1]),
+                "event times go forward: {times:?}"
+            );
             assert!(r.span.start_time_unix_nano <= r.span.end_time_unix_nano);
         }
     }

@@ -221,6 +221,7 @@ impl Consumer {
 
     /// Returns whether the event was a block (the slow case).
     fn handle(&mut self, stamped: Stamped) -> bool {
+        let taken = Instant::now();
         // TAP: every receive, with the time since the send.
         self.tap.observe(Observation::EventReceived {
             subscriber: CONSUMER,
@@ -250,6 +251,8 @@ impl Consumer {
                         self.tap.observe(Observation::BlockAccepted {
                             hash,
                             height,
+                            received: Some(stamped.sent_at.saturating_duration_since(first_seen)),
+                            delivered: Some(taken.saturating_duration_since(first_seen)),
                             propagation: first_seen.elapsed(),
                         });
                     } else {
