@@ -149,12 +149,7 @@ fn help_names_every_knob_and_its_environment_variable() {
 #[test]
 fn sigterm_stops_the_server_gracefully() {
     let mut exporter = Exporter::start(&[]);
-    let pid = exporter.child.id().to_string();
-    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(status.success());
-    let exit = wait_for("the exporter to exit", Duration::from_secs(30), || {
-        exporter.child.try_wait().unwrap()
-    });
+    let exit = exporter.terminate();
     assert!(exit.success(), "{exit:?}");
     let log = exporter.drain_log().join("\n");
     assert!(log.contains("SIGTERM received"), "{log}");

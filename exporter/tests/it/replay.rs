@@ -38,15 +38,7 @@ fn run<'a>(report: &'a serde_json::Value, strategy: &str) -> &'a serde_json::Val
 
 /// Sends SIGTERM and waits for a clean exit: the recording is finished on the way out.
 fn stop(mut exporter: Exporter) {
-    let pid = exporter.child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let status = wait_for("the exporter to exit", Duration::from_secs(30), || {
-        exporter.child.try_wait().unwrap()
-    });
+    let status = exporter.terminate();
     assert!(status.success(), "{status:?}");
 }
 

@@ -241,6 +241,20 @@ impl Exporter {
         sample(&self.scrape(), series).unwrap_or_else(|| panic!("{series} is not served"))
     }
 
+    /// Sends SIGTERM (from the test itself: no `kill` binary needed) and waits for the exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+        assert_eq!(
+            unsafe { libc::kill(pid, libc::SIGTERM) },
+            0,
+            "SIGTERM to {pid}"
+        );
+        wait_for("the exporter to exit", Duration::from_secs(30), || {
+            self.child.try_wait().unwrap()
+        })
+    }
+
     /// Log lines printed since the last call.
     pub fn drain_log(&self) -> Vec<String> {
         self.stderr_lines.try_iter().collect()

@@ -3,7 +3,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -265,15 +264,7 @@ fn the_run_span_is_flushed_when_the_exporter_stops() {
         .spans()
         .iter()
         .all(|r| r.span.name != "p2p.scenario_run"));
-    let pid = exporter.child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let exit = wait_for("the exporter to exit", Duration::from_secs(30), || {
-        exporter.child.try_wait().unwrap()
-    });
+    let exit = exporter.terminate();
     assert!(exit.success(), "{exit:?}");
     let run = receiver
         .spans()
