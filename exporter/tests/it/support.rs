@@ -191,8 +191,16 @@ pub struct Exporter {
 impl Exporter {
     /// Starts `p2p-exporter --listen 127.0.0.1:0 --log-format json ARGS` and waits for it to listen.
     pub fn start(args: &[&str]) -> Exporter {
+        Exporter::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), args)
+    }
+
+    /// Like [`Exporter::start`], but listening on `listen`. Restarting on the same address keeps
+    /// Prometheus's `instance` label, as a real sidecar restart does (counters back to zero).
+    pub fn start_on(listen: SocketAddr, args: &[&str]) -> Exporter {
         let mut child = Command::new(env!("CARGO_BIN_EXE_p2p-exporter"))
-            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+            .arg("--listen")
+            .arg(listen.to_string())
+            .args(["--log-format", "json"])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -350,44 +358,3 @@ impl Drop for Prometheus {
     }
 }
 
-impl Exporter {
-    /// Like [`Exporter::start`], but listening on `listen`. Restarting on the same address keeps
-    /// Prometheus's `instance` label, as a real sidecar restart does (counters back to zero).
-    pub fn start_on(listen: SocketAddr, args: &[&str]) -> Exporter {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_p2p-exporter"))
-            .arg("--listen")
-            .arg(listen.to_string())
-            .args(["--log-format", "json"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start p2p-exporter");
-        let (tx, rx) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        loop {
-            let line = rx
-                .recv_timeout(Duration::from_secs(30))
-                .expect("p2p-exporter printed no 'listening' line within 30 s");
-            let listening = serde_json::from_str::<serde_json::Value>(&line)
-                .map(|record| record["fields"]["message"] == "listening")
-                .unwrap_or(false);
-            if listening {
-                break;
-            }
-        }
-        Exporter {
-            child,
-            address: listen,
-            stderr_lines: rx,
-        }
-    }
-}
