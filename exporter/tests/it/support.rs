@@ -357,4 +357,3 @@ impl Drop for Prometheus {
         let _ = self.child.wait();
     }
 }
-
