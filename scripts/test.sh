@@ -25,4 +25,15 @@ for check in scripts/check-*.sh; do
   echo "== $check"
   bash "$check"
 done
-cargo test --workspace
+# The last crate cargo tests is a doc-test run with no tests; close on one line that counts them all.
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace 2>&1 | tee "$log" || status=$?
+awk '/^test result:/ {
+  for (i = 2; i <= NF; i++) {
+    if ($i ~ /^passed;?$/) passed += $(i - 1)
+    if ($i ~ /^failed;?$/) failed += $(i - 1)
+  }
+} END { printf "%d passed, %d failed\n", passed, failed }' "$log"
+exit "$status"
