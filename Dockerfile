@@ -4,7 +4,7 @@
 # one binary, run as an unprivileged user. Needs BuildKit (the default builder since Docker 23).
 
 # The workspace's declared rust-version (Cargo.toml): building the image with it proves the MSRV.
-# exporter/tests/it/stack.rs checks the two agree and that every locked dependency builds with it.
+# tests/it/stack.rs checks the two agree and that every locked dependency builds with it.
 ARG RUST_VERSION=1.88.0
 
 FROM rust:${RUST_VERSION}-slim-bookworm AS build
@@ -14,7 +14,7 @@ COPY . .
 # our crates. --locked: the image builds exactly the Cargo.lock that CI tested.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p p2p-exporter \
+    cargo build --release --locked --bin p2p-exporter \
     && cp target/release/p2p-exporter /usr/local/bin/p2p-exporter
 
 # Same Debian release as the builder (bookworm, glibc 2.36), pinned to a point release.

@@ -9,7 +9,7 @@
 #   4. runbook lint: every alert has summary, description and runbook_url, the URL points into
 #      alerts/runbook.md, and its anchor is a heading there (GitHub's anchor rules).
 # That the alerts' literal thresholds equal alerts/thresholds.toml is checked by the Rust test
-# exporter/tests/it/alerting.rs (it parses both files properly).
+# tests/it/alerting.rs (it parses both files properly).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -10,7 +10,6 @@ use tokio::time::Instant;
 
 pub use p2p_decision::{Thresholds, Verdict};
 
-use crate::cli::DecideArgs;
 use crate::recorder::{Recorder, Totals};
 
 /// How often the engine samples the recorder's counters.
@@ -221,14 +220,14 @@ fn evaluate<'a>(t: &Thresholds, samples: impl Iterator<Item = &'a Sample>) -> De
 }
 
 /// `decide`: asks a running exporter and prints its verdict.
-pub async fn print(args: DecideArgs) -> anyhow::Result<()> {
-    let body = fetch(&args.url, "/api/v1/decision").await?;
-    if args.json {
+pub async fn print(url: &str, json: bool) -> anyhow::Result<()> {
+    let body = fetch(url, "/api/v1/decision").await?;
+    if json {
         println!("{body}");
         return Ok(());
     }
     let decision: Decision = serde_json::from_str(&body)
-        .map_err(|e| anyhow::anyhow!("{} did not answer with a decision: {e}", args.url))?;
+        .map_err(|e| anyhow::anyhow!("{} did not answer with a decision: {e}", url))?;
     let i = &decision.inputs;
     let line = |name: &str, input: &Input, value: String, threshold: String| {
         println!(

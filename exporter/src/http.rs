@@ -17,6 +17,9 @@ use tower_http::trace::TraceLayer;
 use crate::decision::{Decision, DecisionEngine};
 use crate::recorder::Recorder;
 
+/// The exporter's documented default port.
+pub const DEFAULT_PORT: u16 = 9730;
+
 /// No endpoint takes a body; anything larger than this is refused before it is read.
 const MAX_REQUEST_BODY_BYTES: usize = 16 * 1024;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);

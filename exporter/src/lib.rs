@@ -4,19 +4,16 @@
 //! - [`recorder::Recorder`] is the core: an [`p2p_observe::Observer`] that owns every metric;
 //! - [`metrics::METRICS`] is the table of everything it serves;
 //! - [`http::app`] is the HTTP surface;
-//! - [`embedded`] starts the reference router, its workload and its consumer loop.
+//! - [`tap::TapSource`] takes a real node's observations; [`telemetry`] turns them into spans.
+//!
+//! The binary (`src/main.rs` at the repository's top) composes this library with the embedded
+//! reference router and the simulator.
 
-pub mod cli;
 pub mod decision;
-/// The duplicate-inventory tracker lives with the router model, which the simulator's `dedup`
-/// design shares.
-pub use p2p_router::dedup;
-pub mod embedded;
 pub mod http;
 pub mod metrics;
 pub mod peak;
 pub mod recorder;
-pub mod recording;
 pub mod resources;
 pub mod tap;
 pub mod telemetry;

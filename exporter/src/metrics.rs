@@ -1,7 +1,5 @@
-//! Every metric the exporter serves, in one table, and the handles built from it.
-//!
-//! The table is the contract: the README's metric table, the dashboards' checks and the tests all
-//! compare against [`METRICS`]. Conventions are in `docs/instrumentation.md`.
+//! The handles built from the metric contract ([`p2p_contract::METRICS`]), looked up once at
+//! start-up so the hot path is an atomic add. Conventions are in `docs/instrumentation.md`.
 
 use prometheus::core::Collector;
 use prometheus::{
@@ -9,102 +7,8 @@ use prometheus::{
     IntGaugeVec, Opts, Registry,
 };
 
+use p2p_contract::{MetricDef, METRICS, TAP_CLIENT_DROP_REASONS, TAP_CONNECTION_RESULTS};
 use p2p_observe::{DisconnectReason, MessageKind};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MetricType {
-    Counter,
-    Gauge,
-    Histogram,
-}
-
-impl MetricType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MetricType::Counter => "counter",
-            MetricType::Gauge => "gauge",
-            MetricType::Histogram => "histogram",
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug)]
-pub struct MetricDef {
-    pub name: &'static str,
-    pub kind: MetricType,
-    pub labels: &'static [&'static str],
-    pub help: &'static str,
-}
-
-const fn def(
-    name: &'static str,
-    kind: MetricType,
-    labels: &'static [&'static str],
-    help: &'static str,
-) -> MetricDef {
-    MetricDef {
-        name,
-        kind,
-        labels,
-        help,
-    }
-}
-
-use MetricType::{Counter as C, Gauge as G, Histogram as H};
-
-pub const METRICS: &[MetricDef] = &[
-    def("p2p_events_sent_total", C, &["channel"], "Events emitted into a router channel."),
-    def("p2p_events_received_total", C, &["subscriber"], "Events a subscriber received."),
-    def("p2p_event_channel_lag_total", C, &["subscriber"], "Events a subscriber skipped because it lagged (sum of RecvError::Lagged(n))."),
-    def("p2p_event_channel_capacity", G, &["channel"], "Configured capacity of a router channel, in events."),
-    def("p2p_event_channel_queued_events", G, &["channel"], "Events queued and not yet seen by the slowest subscriber, after the latest send."),
-    def("p2p_event_channel_usage_ratio", H, &["channel"], "Channel fill (queued / capacity) right after each send; a burst between scrapes shows in the upper buckets."),
-    def("p2p_event_channel_usage_peak_ratio", G, &["channel"], "Highest channel fill (queued / capacity) over the last peak window (--peak-window)."),
-    def("p2p_event_delivery_latency_seconds", H, &["subscriber"], "Time from an event's send to its receipt by a subscriber."),
-    def("p2p_messages_total", C, &["type"], "Protocol messages emitted by peers, by NetMessage type."),
-    def("p2p_inv_messages_total", C, &[], "Inv messages observed."),
-    def("p2p_inv_duplicate_messages_total", C, &[], "Inv messages whose every item was already seen within the dedup TTL (what deduplication would drop)."),
-    def("p2p_inv_items_total", C, &[], "Inventory items announced in inv messages."),
-    def("p2p_inv_duplicate_items_total", C, &[], "Inventory items already seen within the dedup TTL."),
-    def("p2p_inv_dropped_messages_total", C, &[], "Inv messages a deduplicating router dropped before they entered a channel (zero on the node's single-channel router)."),
-    def("p2p_inv_dedup_tracked_items", G, &[], "Inventory items the duplicate tracker remembers."),
-    def("p2p_inv_dedup_evictions_total", C, &[], "Items the duplicate tracker forgot before their TTL because it was full; while this grows, duplicate counts are a lower bound."),
-    def("p2p_peers", G, &[], "Connected peers."),
-    def("p2p_peer_connections_total", C, &["direction"], "Peers registered, by direction."),
-    def("p2p_peer_disconnections_total", C, &["reason"], "Peers disconnected, by reason reduced to a closed set."),
-    def("p2p_peer_registrations_refused_total", C, &[], "Peer registrations refused because the router was at max_peers."),
-    def("p2p_blocks_accepted_total", C, &[], "Blocks the node accepted onto its best chain."),
-    def("p2p_block_propagation_seconds", H, &[], "Time from a block's first announcement to this node until the node accepted it."),
-    def("p2p_blocks_orphaned_total", C, &[], "Blocks that did not connect to the best chain."),
-    def("p2p_chain_reorgs_total", C, &[], "Times the best chain switched branches."),
-    def("p2p_chain_reorg_depth_blocks_total", C, &[], "Blocks undone by reorganisations."),
-    def("p2p_node_resident_memory_bytes", G, &[], "Resident memory of the node process (of the exporter process when running the embedded router)."),
-    def("p2p_node_cpu_seconds_total", C, &[], "CPU time used by the node process (by the exporter process when running the embedded router)."),
-    def("p2p_exporter_spans_ended_total", C, &[], "Spans handed to the OTLP pipeline (0 while tracing is off)."),
-    def("p2p_exporter_spans_exported_total", C, &[], "Spans the OTLP exporter delivered."),
-    def("p2p_exporter_spans_export_failed_total", C, &[], "Spans dropped because their OTLP export failed or timed out; ended - exported - failed is what waits in, or was dropped from, the bounded queue."),
-    def("p2p_tap_connected", G, &[], "1 while a node's tap client is connected to the tap source (always 0 with the embedded source)."),
-    def("p2p_tap_connections_total", C, &["result"], "Connections to the tap source, by result: accepted, refused_busy (a node is already connected), refused_handshake (no valid hello or a wrong token)."),
-    def("p2p_tap_records_total", C, &[], "Observation records the tap source accepted and passed to the recorder."),
-    def("p2p_tap_records_rejected_total", C, &["reason"], "Lines the tap source skipped, by reason (see docs/tap-protocol.md); the connection keeps serving."),
-    def("p2p_tap_client_records_total", C, &[], "Observations the node's tap client produced, from its stats records; summed over node restarts."),
-    def("p2p_tap_client_dropped_records_total", C, &["reason"], "Observations the node's tap client did not deliver, by reason: queue_full (dropped, never sent) or connection_lost (in a write that failed); summed over node restarts."),
-    def("p2p_tap_node_sessions_total", C, &[], "Runs of the node seen by the tap source (a new hello session); a rise is a node restart, not lag."),
-    def("p2p_recording_written_total", C, &[], "Arrivals written to the --record file (0 when not recording)."),
-    def("p2p_recording_dropped_total", C, &[], "Arrivals not recorded because the recording's queue was full or its file failed; the router never waits for the recording."),
-    def("p2p_exporter_build_info", G, &["version", "source"], "Always 1; labels carry the exporter version and its observation source."),
-];
-
-/// `result` of `p2p_tap_connections_total`.
-pub const TAP_CONNECTION_RESULTS: [&str; 3] = ["accepted", "refused_busy", "refused_handshake"];
-/// `reason` of `p2p_tap_client_dropped_records_total`.
-pub const TAP_CLIENT_DROP_REASONS: [&str; 2] = ["queue_full", "connection_lost"];
-
-/// Label values of each labelled metric that are not fixed by the code: `channel` and `subscriber`
-/// come from names the router's code chooses, bounded by [`MAX_NAMES`]; everything else is closed.
-pub const MAX_NAMES: usize = 16;
-pub const OVERFLOW_NAME: &str = "other";
-pub const INVALID_NAME: &str = "invalid";
 
 /// Upper bounds for delivery latency: the seed expects < 10 ms under normal load.
 const DELIVERY_BUCKETS: &[f64] = &[
@@ -207,7 +111,7 @@ pub struct Metrics {
 pub struct RecordingMetrics {
     pub written: IntCounter,
     pub dropped: IntCounter,
-    pub counts: std::sync::OnceLock<std::sync::Arc<p2p_sim::record::Counts>>,
+    pub counts: std::sync::OnceLock<std::sync::Arc<p2p_recording::Counts>>,
 }
 
 impl RecordingMetrics {

@@ -8,9 +8,10 @@ use p2p_observe::{Direction, MessageKind, Observation, Observer};
 use prometheus::{Gauge, Histogram, IntCounter, IntGauge, Registry};
 use tokio::time::Instant;
 
-use crate::dedup::{DedupTracker, DEFAULT_MAX_ITEMS, DEFAULT_TTL};
-use crate::metrics::{Metrics, INVALID_NAME, MAX_NAMES, OVERFLOW_NAME};
+use crate::metrics::Metrics;
 use crate::peak::PeakWindow;
+use p2p_contract::{INVALID_NAME, MAX_NAMES, OVERFLOW_NAME};
+use p2p_router::dedup::{DedupTracker, DEFAULT_MAX_ITEMS, DEFAULT_TTL};
 
 #[derive(Clone, Debug)]
 pub struct RecorderConfig {

@@ -12,9 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use clap::{Args, ValueEnum};
 use p2p_observe::Observer;
-use p2p_sim::record::Recording;
+use p2p_recording::Recording;
 use p2p_tap::framing::{Frame, LineBuffer};
 use p2p_tap::wire::{self, Body, Reject, MAX_LINE_BYTES};
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -28,67 +27,6 @@ use crate::recorder::Recorder;
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_CHUNK: usize = 64 * 1024;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Source {
-    /// The embedded reference router under the built-in workload.
-    Embedded,
-    /// A real node, through its tap client.
-    Tap,
-}
-
-impl Source {
-    /// The `source` label of `p2p_exporter_build_info`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Embedded => "embedded",
-            Source::Tap => "tap",
-        }
-    }
-}
-
-#[derive(Args, Clone, Debug)]
-#[command(next_help_heading = "Observation source")]
-pub struct SourceArgs {
-    /// Where observations come from: the embedded reference router, or a real node's tap client
-    /// (docs/tap-integration.md).
-    #[arg(long, env = "P2P_SOURCE", value_enum, default_value_t = Source::Embedded)]
-    pub source: Source,
-
-    /// Unix socket the tap source listens on (created with --tap-socket-mode; a stale socket
-    /// file is replaced). Defaults to $XDG_RUNTIME_DIR/p2p-tap.sock, or ./p2p-tap.sock.
-    #[arg(long, env = "P2P_TAP_SOCKET", default_value_os_t = default_socket())]
-    pub tap_socket: PathBuf,
-
-    /// Permissions of the socket, in octal: 0600 lets only this user's node connect; 0660 also
-    /// the socket's group (a node running as another user in that group).
-    #[arg(long, env = "P2P_TAP_SOCKET_MODE", default_value = "0600", value_parser = octal_mode)]
-    pub tap_socket_mode: u32,
-
-    /// Listen on TCP instead of the Unix socket. Loopback only, unless --tap-token is set.
-    #[arg(long, env = "P2P_TAP_LISTEN")]
-    pub tap_listen: Option<SocketAddr>,
-
-    /// Shared token the node's `hello` must carry (P2P_TAP_TOKEN on both sides).
-    #[arg(long, env = "P2P_TAP_TOKEN", hide_env_values = true)]
-    pub tap_token: Option<String>,
-}
-
-fn default_socket() -> PathBuf {
-    match std::env::var_os("XDG_RUNTIME_DIR") {
-        Some(dir) if !dir.is_empty() => Path::new(&dir).join("p2p-tap.sock"),
-        _ => PathBuf::from("p2p-tap.sock"),
-    }
-}
-
-fn octal_mode(text: &str) -> Result<u32, String> {
-    match u32::from_str_radix(text.trim_start_matches("0o"), 8) {
-        Ok(mode) if mode <= 0o777 && mode & 0o600 == 0o600 => Ok(mode),
-        _ => Err(
-            "must be octal permissions that let the owner read and write, e.g. 0600 or 0660".into(),
-        ),
-    }
-}
-
 /// Where the tap source listens.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TapListen {
@@ -100,21 +38,6 @@ pub enum TapListen {
 pub struct TapConfig {
     pub listen: TapListen,
     pub token: Option<String>,
-}
-
-impl SourceArgs {
-    pub fn tap(&self) -> TapConfig {
-        TapConfig {
-            listen: match self.tap_listen {
-                Some(address) => TapListen::Tcp(address),
-                None => TapListen::Unix {
-                    path: self.tap_socket.clone(),
-                    mode: self.tap_socket_mode,
-                },
-            },
-            token: self.tap_token.clone().filter(|t| !t.is_empty()),
-        }
-    }
 }
 
 enum Listener {
@@ -507,14 +430,5 @@ mod tests {
         ] {
             assert!(!token_matches(Some("s3cret"), wrong), "{wrong:?}");
         }
-    }
-
-    #[test]
-    fn socket_modes_must_let_the_owner_in() {
-        assert_eq!(octal_mode("0600"), Ok(0o600));
-        assert_eq!(octal_mode("660"), Ok(0o660));
-        assert!(octal_mode("0400").is_err());
-        assert!(octal_mode("1777").is_err());
-        assert!(octal_mode("rw").is_err());
     }
 }

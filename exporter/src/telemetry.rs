@@ -37,11 +37,9 @@ const LAG_SPAN_PERIOD: Duration = Duration::from_secs(1);
 const MAX_LAG_SUBSCRIBERS: usize = 64;
 const FAILURE_WARNING_PERIOD: Duration = Duration::from_secs(60);
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OtlpProtocol {
-    #[value(name = "grpc")]
     Grpc,
-    #[value(name = "http/protobuf")]
     HttpProtobuf,
 }
 

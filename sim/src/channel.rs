@@ -1,20 +1,17 @@
 //! The building blocks every strategy shares: a named broadcast channel that reports like the
-//! reference router, a receiver that reports like its `Subscriber`, the accounting of the payload
-//! bytes a channel holds, and the node's consumer loop in virtual time.
+//! reference router, a receiver that reports like its `Subscriber` (and that the node's consumer
+//! loop in virtual time can take from), and the accounting of the payload bytes a channel holds.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use p2p_observe::{Observation, Observer};
-use p2p_router::workload::{ConsumerCost, NodeModel};
-use p2p_router::{NetMessage, PeerEvent, Subscriber};
+use p2p_router::{NetMessage, PeerEvent};
+use p2p_workload::{handle_event, ConsumerCost, Inbox, NodeModel};
 use tokio::sync::broadcast::{self, error::TryRecvError};
 use tokio::time::Instant;
 
-/// What copying a payload costs a receiver: 25 us per 100 KB on this machine (a `Vec<u8>` clone,
-/// measured in `benches/throughput.rs`).
-pub const COPY_NANOS_PER_BYTE: f64 = 0.25;
 /// What sharing a payload costs a receiver: a `Bytes` clone plus its drop, about 130 ns here.
 pub const SHARED_CLONE: Duration = Duration::from_nanos(130);
 
@@ -28,17 +25,6 @@ pub fn payload_len(message: &NetMessage) -> u64 {
         }
         NetMessage::Headers(headers) => 72 * headers.len() as u64,
         _ => 0,
-    }
-}
-
-/// What a receiver pays to clone a `Vec<u8>` payload out of a broadcast slot.
-pub fn copy_cost(event: &PeerEvent) -> Duration {
-    match event {
-        PeerEvent::Message {
-            message: NetMessage::Block(bytes) | NetMessage::Tx(bytes),
-            ..
-        } => Duration::from_nanos((bytes.len() as f64 * COPY_NANOS_PER_BYTE) as u64),
-        _ => Duration::ZERO,
     }
 }
 
@@ -158,44 +144,6 @@ impl<T: Clone> Receiver<T> {
     }
 }
 
-/// Something a consumer loop takes events from and handles them.
-pub trait Inbox {
-    /// Takes one event at `at` and handles it; returns when the consumer is done with it.
-    fn take(
-        &mut self,
-        at: Instant,
-        node: &mut NodeModel,
-        cost: &ConsumerCost,
-        observer: &dyn Observer,
-    ) -> Result<Instant, TryRecvError>;
-}
-
-/// Handles a node event that was sent at `sent_at`, starting at `at` or when it was sent.
-fn handle_event(
-    event: &PeerEvent,
-    sent_at: Instant,
-    at: Instant,
-    node: &mut NodeModel,
-    cost: &ConsumerCost,
-    observer: &dyn Observer,
-) -> Instant {
-    let started = at.max(sent_at);
-    started + node.handle(event, sent_at, started, cost, observer) + copy_cost(event)
-}
-
-impl Inbox for Subscriber {
-    fn take(
-        &mut self,
-        at: Instant,
-        node: &mut NodeModel,
-        cost: &ConsumerCost,
-        observer: &dyn Observer,
-    ) -> Result<Instant, TryRecvError> {
-        let (event, sent_at) = self.try_recv_at(at)?;
-        Ok(handle_event(&event, sent_at, at, node, cost, observer))
-    }
-}
-
 impl Inbox for Receiver<PeerEvent> {
     fn take(
         &mut self,
@@ -209,39 +157,47 @@ impl Inbox for Receiver<PeerEvent> {
     }
 }
 
-/// The node's consumer loop in virtual time: it handles one event at a time, each taking its
-/// cost, and is busy until `busy_until`.
-pub struct Consumer<I> {
-    pub inbox: I,
-    busy_until: Instant,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use p2p_recording::{message_arrival, rebuild_message, Arrival};
+    use p2p_router::{BlockHeader, InvType, Inventory, InventoryItem, PeerId};
 
-impl<I: Inbox> Consumer<I> {
-    pub fn new(inbox: I) -> Consumer<I> {
-        Consumer {
-            inbox,
-            busy_until: Instant::now(),
-        }
-    }
-
-    /// Takes and handles every event the loop would have started on before `now`. Events sent at
-    /// `now` are not in the channel yet: the driver lets consumers catch up before peers send.
-    pub fn catch_up(
-        &mut self,
-        now: Instant,
-        node: &mut NodeModel,
-        cost: &ConsumerCost,
-        observer: &dyn Observer,
-    ) {
-        while self.busy_until < now {
-            match self.inbox.take(self.busy_until, node, cost, observer) {
-                Ok(done) => self.busy_until = done,
-                Err(TryRecvError::Lagged(_)) => {}
-                Err(_) => {
-                    self.busy_until = now;
-                    return;
-                }
-            }
+    #[test]
+    fn a_rebuilt_message_holds_the_payload_bytes_of_the_recorded_one() {
+        let header = BlockHeader {
+            prev_hash: [1; 32],
+            hash: [2; 32],
+            height: 7,
+        };
+        let items = vec![InventoryItem {
+            kind: InvType::Transaction,
+            hash: [3; 32],
+        }];
+        let messages = [
+            NetMessage::Inv(Inventory {
+                items: items.clone(),
+            }),
+            NetMessage::GetData(Inventory { items }),
+            NetMessage::Block(p2p_router::block::encode_block(&header, 4096)),
+            NetMessage::Block(vec![9; 10]),
+            NetMessage::Tx(vec![5; 300]),
+            NetMessage::Headers(vec![header.clone(); 3]),
+            NetMessage::Ping(42),
+        ];
+        for message in messages {
+            let Arrival::Message {
+                message_type,
+                items,
+                size,
+                block,
+                ..
+            } = message_arrival(PeerId(5), &message)
+            else {
+                panic!("{message:?} is not a message arrival");
+            };
+            let rebuilt = rebuild_message(message_type, &items, size, block.as_ref());
+            assert_eq!(payload_len(&rebuilt), payload_len(&message), "{message:?}");
         }
     }
 }

@@ -5,13 +5,13 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use p2p_router::workload::TICK;
+use p2p_workload::TICK;
 
 use crate::driver::{run_design, Build};
-use crate::record::{Cost, Header, Mode, Recorded, RecordingWriter, Source};
 use crate::report::{render_html, render_json, render_table, scenario_report, simulate, Report};
 use crate::scenario::{self, Scenario};
 use crate::strategy::StrategyKind;
+use p2p_recording::{Cost, Header, Mode, RecordingSink, RecordingWriter, Source};
 
 pub struct Options {
     /// Scenario names, or `all`.
@@ -70,7 +70,10 @@ fn record_run(
                 &|max_peers, cost, observer| {
                     // The run's clock is virtual: the recording starts on it.
                     let recording = recording.clone().starting_now();
-                    Box::new(Recorded::new(build(max_peers, cost, observer), recording))
+                    Box::new(RecordingSink::new(
+                        build(max_peers, cost, observer),
+                        recording,
+                    ))
                 },
                 duration,
                 seed,

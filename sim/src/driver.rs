@@ -11,13 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use p2p_observe::Observer;
-use p2p_router::workload::{ConsumerCost, LoadGenerator, TICK};
+use p2p_workload::{ConsumerCost, LoadGenerator, TICK};
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::record::{Recorded, Recording};
 use crate::scenario::Scenario;
 use crate::stats::{RunResult, Stats};
 use crate::strategy::{Strategy, StrategyKind};
+use p2p_recording::{Recording, RecordingSink};
 
 /// Points in a run's time series.
 const SAMPLES: u64 = 200;
@@ -60,7 +60,7 @@ pub fn run_design(
             scenario.cost.clone(),
             Arc::clone(&stats) as Arc<dyn Observer>,
         );
-        let workload = p2p_router::workload::WorkloadConfig {
+        let workload = p2p_workload::WorkloadConfig {
             seed,
             ..scenario.workload.clone()
         };
@@ -147,7 +147,7 @@ pub async fn run_realtime(
 ) {
     let mut design = strategy.build(scenario.max_peers(), scenario.cost.clone(), observer);
     if let Some(recording) = recording {
-        design = Box::new(Recorded::new(design, recording));
+        design = Box::new(RecordingSink::new(design, recording));
     }
     let mut generator = LoadGenerator::new(design, scenario.workload);
     let mut ticker = tokio::time::interval(TICK);

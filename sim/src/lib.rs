@@ -7,7 +7,6 @@
 pub mod channel;
 pub mod cli;
 pub mod driver;
-pub mod record;
 pub mod replay;
 pub mod report;
 pub mod scenario;

@@ -17,18 +17,18 @@ use std::time::Duration;
 
 use flate2::read::GzDecoder;
 use p2p_observe::Observer;
-use p2p_router::workload::{ConsumerCost, TICK};
 use p2p_router::{PeerId, VersionInfo};
 use p2p_tap::wire::{self, Body, Hash, WireMessageKind};
+use p2p_workload::{ConsumerCost, TICK};
 use tokio::time::Instant;
 
 use crate::driver::{drive, in_virtual_time, Build, Feed};
-use crate::record::{
-    parse_peer, rebuild_message, Arrival, BlockRef, Header, Item, Line, Source, FORMAT, VERSION,
-};
 use crate::report::{render_html, render_json, render_table, scenario_report, Report};
 use crate::stats::{RunResult, Stats};
 use crate::strategy::{Strategy, StrategyKind};
+use p2p_recording::{
+    parse_peer, rebuild_message, Arrival, BlockRef, Header, Item, Line, Source, FORMAT, VERSION,
+};
 
 /// What a replay sends into a design, with the recorded peer ids.
 #[derive(Clone, Debug, PartialEq)]
@@ -435,7 +435,7 @@ struct ReplayFeed<'a> {
     design: Box<dyn Strategy>,
     events: &'a [(u64, Event)],
     next: usize,
-    /// Recorded peer id -> the id the design gave it.
+    /// RecordingSink peer id -> the id the design gave it.
     ids: HashMap<u64, PeerId>,
     started: Instant,
 }
@@ -661,8 +661,8 @@ pub fn run(options: &Options) -> Result<(), Error> {
 mod tests {
     use super::*;
     use crate::driver::run_design;
-    use crate::record::{Cost, Mode, Recorded, RecordingWriter};
     use crate::scenario;
+    use p2p_recording::{Cost, Mode, RecordingSink, RecordingWriter};
 
     /// Runs `kind` on the scenario while recording it, then replays the recording on `kind`.
     fn record_and_replay(name: &str, kind: StrategyKind, seconds: u64) -> (RunResult, RunResult) {
@@ -683,7 +683,7 @@ mod tests {
             kind.name(),
             &|max_peers, cost, observer| {
                 let recording = recording.clone().starting_now();
-                Box::new(Recorded::new(
+                Box::new(RecordingSink::new(
                     kind.build(max_peers, cost, observer),
                     recording,
                 ))

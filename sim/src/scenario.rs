@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use p2p_router::workload::{ConsumerCost, WorkloadConfig};
+use p2p_workload::{ConsumerCost, WorkloadConfig};
 
 #[derive(Clone, Debug)]
 pub struct Scenario {

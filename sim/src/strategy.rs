@@ -10,16 +10,18 @@ use std::time::Duration;
 use bytes::Bytes;
 use p2p_observe::{Direction, DisconnectReason, Observation, Observer};
 use p2p_router::dedup::DedupTracker;
-use p2p_router::workload::{ConsumerCost, NodeModel, PeerSink};
+use p2p_router::PeerSink;
 use p2p_router::{
     NetMessage, PeerEvent, PeerId, PeerSummary, Router, RouterError, Subscriber, VersionInfo,
     EVENTS_CHANNEL,
 };
+use p2p_workload::{ConsumerCost, NodeModel};
 use tokio::sync::broadcast::error::TryRecvError;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::channel::{payload_len, Channel, Consumer, HeldBytes, Inbox, Receiver, SHARED_CLONE};
+use crate::channel::{payload_len, Channel, HeldBytes, Receiver, SHARED_CLONE};
+use p2p_workload::{Inbox, VirtualConsumer as Consumer};
 
 /// The node's consumer loop subscribes under this name.
 pub const CONSUMER: &str = "consumer";
@@ -788,5 +790,15 @@ impl Strategy for ZeroCopy {
 
     fn held_bytes(&mut self) -> u64 {
         self.channel.held_bytes()
+    }
+}
+
+impl<S: Strategy> Strategy for p2p_recording::RecordingSink<S> {
+    fn catch_up(&mut self, now: Instant) {
+        self.inner_mut().catch_up(now)
+    }
+
+    fn held_bytes(&mut self) -> u64 {
+        self.inner_mut().held_bytes()
     }
 }

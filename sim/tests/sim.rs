@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use p2p_observe::{Observation, Observer};
-use p2p_router::rng::SplitMix64;
-use p2p_router::workload::{encode_block, ConsumerCost, PeerSink};
+use p2p_router::block::encode_block;
+use p2p_router::PeerSink;
 use p2p_router::{
     BlockHeader, InvType, Inventory, InventoryItem, NetMessage, PeerEvent, PeerId, Router,
     VersionInfo,
@@ -17,6 +17,8 @@ use p2p_sim::report::{render_json, simulate};
 use p2p_sim::scenario;
 use p2p_sim::strategy::{Actor, Dedup, Segmented, Sharded, SharedEvent, SharedMessage, ZeroCopy};
 use p2p_sim::{run, Strategy, StrategyKind};
+use p2p_workload::rng::SplitMix64;
+use p2p_workload::ConsumerCost;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 

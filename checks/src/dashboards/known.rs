@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use p2p_exporter::metrics::{MetricType, METRICS};
+use p2p_contract::{MetricType, METRICS};
 use serde_yaml::Value;
 
 /// Series Prometheus writes for every target it scrapes and every alert rule it evaluates.

@@ -25,7 +25,7 @@ pub const MARKERS: Substitution = Substitution {
 };
 
 /// What Grafana itself sends with "All" nodes picked at a 15 s scrape interval; the live-query
-/// test (`exporter/tests/it/dashboards.rs`) substitutes the same.
+/// test (`tests/it/dashboards.rs`) substitutes the same.
 pub const LIVE: Substitution = Substitution {
     rate_interval: "1m",
     instance: ".*",

@@ -6,13 +6,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use p2p_exporter::metrics::{INVALID_NAME, OVERFLOW_NAME};
+use p2p_contract::{INVALID_NAME, OVERFLOW_NAME};
 use p2p_exporter::recorder::{Recorder, RecorderConfig};
 use p2p_observe::{DisconnectReason, MessageKind};
-use p2p_router::rng::SplitMix64;
 use p2p_router::{
     InvType, Inventory, InventoryItem, NetMessage, PeerId, Router, VersionInfo, EVENTS_CHANNEL,
 };
+use p2p_workload::rng::SplitMix64;
 use prometheus::{Encoder, Registry, TextEncoder};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::mpsc;
@@ -308,7 +308,7 @@ async fn labels_come_from_closed_sets() {
                 .map(|r| r.as_str().to_owned())
                 .chain(p2p_tap::Reject::ALL.iter().map(|r| r.as_str().to_owned()))
                 .chain(
-                    p2p_exporter::metrics::TAP_CLIENT_DROP_REASONS
+                    p2p_contract::TAP_CLIENT_DROP_REASONS
                         .iter()
                         .map(|r| (*r).to_owned()),
                 )
@@ -316,7 +316,7 @@ async fn labels_come_from_closed_sets() {
         ),
         (
             "result",
-            p2p_exporter::metrics::TAP_CONNECTION_RESULTS
+            p2p_contract::TAP_CONNECTION_RESULTS
                 .iter()
                 .map(|r| (*r).to_owned())
                 .collect(),

@@ -4,15 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use p2p_exporter::recorder::Recorder;
+use p2p_exporter::resources;
 use p2p_observe::Observer;
-use p2p_router::workload::{run_consumer, ConsumerCost, LoadGenerator, WorkloadConfig};
+use p2p_recording::{Recording, RecordingSink};
 use p2p_router::Router;
-use p2p_sim::record::{Recorded, Recording};
 use p2p_sim::{run_realtime, Scenario, StrategyKind};
+use p2p_workload::{run_consumer, ConsumerCost, LoadGenerator, WorkloadConfig};
 use tokio::task::JoinSet;
-
-use crate::recorder::Recorder;
-use crate::resources;
 
 /// The node's consumer loop subscribes under this name.
 pub const CONSUMER: &str = "consumer";
@@ -66,9 +65,9 @@ pub fn start(
         Arc::clone(router.observer()),
     ));
     match config.recording {
-        Some(recording) => {
-            tasks.spawn(LoadGenerator::new(Recorded::new(router, recording), config.workload).run())
-        }
+        Some(recording) => tasks.spawn(
+            LoadGenerator::new(RecordingSink::new(router, recording), config.workload).run(),
+        ),
         None => tasks.spawn(LoadGenerator::new(router, config.workload).run()),
     };
 }

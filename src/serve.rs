@@ -1,93 +1,27 @@
-use std::process::ExitCode;
+//! Serving: the metrics registry, the observation source (embedded or tap), traces and the HTTP
+//! server, composed until SIGTERM or ctrl-c.
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::Parser;
 use opentelemetry_sdk::trace::SdkTracer;
-use p2p_exporter::cli::{Cli, Command, LogFormat, ServeArgs};
 use p2p_exporter::decision::{DecisionEngine, Thresholds};
-use p2p_exporter::embedded::{self, EmbeddedConfig};
 use p2p_exporter::http::{app, AppState};
 use p2p_exporter::recorder::Recorder;
-use p2p_exporter::tap::{Source, TapSource};
+use p2p_exporter::tap::TapSource;
 use p2p_exporter::telemetry;
+use p2p_recording::Source;
 use prometheus::Registry;
 use tokio::task::JoinSet;
 use tracing_subscriber::EnvFilter;
 
-fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(err) if !err.use_stderr() => {
-            // --help and --version.
-            let _ = err.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(err) => {
-            let rendered = err.render().to_string();
-            let first = rendered
-                .lines()
-                .next()
-                .unwrap_or("error: invalid arguments");
-            eprintln!("{first} (see --help)");
-            return ExitCode::from(2);
-        }
-    };
-    let filter = match EnvFilter::try_new(&cli.log_level) {
-        Ok(filter) => filter,
-        Err(err) => {
-            eprintln!("error: invalid --log-level {:?}: {err}", cli.log_level);
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("error: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = match cli.command {
-        None => run_server(&runtime, cli.serve, filter, cli.log_format),
-        Some(Command::Simulate(args)) => args.run(),
-        Some(Command::Replay(args)) => args.run(),
-        Some(Command::Decide(args)) => {
-            init_logging(filter, cli.log_format, None);
-            runtime.block_on(p2p_exporter::decision::print(args))
-        }
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn init_logging(filter: EnvFilter, format: LogFormat, tracer: Option<SdkTracer>) {
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    use tracing_subscriber::Layer;
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi);
-    let fmt = match format {
-        LogFormat::Text => fmt.boxed(),
-        LogFormat::Json => fmt.json().boxed(),
-    };
-    tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt)
-        .with(tracer.map(|tracer| tracing_opentelemetry::layer().with_tracer(tracer)))
-        .init();
-}
+use crate::cli::{LogFormat, ServeArgs};
+use crate::embedded::{self, EmbeddedConfig};
 
 /// Sets up metrics and telemetry, serves until SIGTERM or ctrl-c, then flushes spans while the
 /// runtime can still carry them.
-fn run_server(
+pub fn run(
     runtime: &tokio::runtime::Runtime,
     args: ServeArgs,
     filter: EnvFilter,
@@ -106,11 +40,11 @@ fn run_server(
     let telemetry = match telemetry {
         Ok(telemetry) => telemetry,
         Err(err) => {
-            init_logging(filter, format, None);
+            crate::init_logging(filter, format, None);
             return Err(err.context("cannot set up OTLP traces"));
         }
     };
-    init_logging(filter, format, telemetry.tracer());
+    crate::init_logging(filter, format, telemetry.tracer());
     let result = runtime.block_on(serve(args, registry, recorder, telemetry.tracer()));
     drop(telemetry);
     result
@@ -129,7 +63,7 @@ async fn serve(
 
     let mut tasks = JoinSet::new();
     let recording = match &args.record {
-        Some(path) => Some(p2p_exporter::recording::start(path, &args, &recorder)?),
+        Some(path) => Some(crate::recording::start(path, &args, &recorder)?),
         None => None,
     };
     let observer = telemetry::observer(Arc::clone(&recorder), tracer);
@@ -196,8 +130,7 @@ async fn serve(
     tasks.shutdown().await;
     if let (Some(writer), Some(path)) = (recording, args.record.clone()) {
         // Waits for the writer thread to drain and finish the gzip stream.
-        tokio::task::spawn_blocking(move || p2p_exporter::recording::finish(writer, &path))
-            .await??;
+        tokio::task::spawn_blocking(move || crate::recording::finish(writer, &path)).await??;
     }
     tracing::info!("stopped");
     Ok(())

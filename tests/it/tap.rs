@@ -3,7 +3,7 @@
 //! every record the node produced is accepted, rejected or dropped, exactly; a node restart is
 //! neither lag nor a counter going backwards.
 
-#[path = "../../../tap/examples/standin_node/node.rs"]
+#[path = "../../tap/examples/standin_node/node.rs"]
 mod node;
 
 use std::io::{Read, Write};

@@ -14,10 +14,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use p2p_exporter::cli::DEFAULT_PORT;
-use p2p_exporter::metrics::{
+use p2p_contract::{
     MetricType, MAX_NAMES, METRICS, TAP_CLIENT_DROP_REASONS, TAP_CONNECTION_RESULTS,
 };
+use p2p_exporter::http::DEFAULT_PORT;
 use p2p_observe::{DisconnectReason, MessageKind};
 use serde_yaml::Value;
 

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use p2p_exporter::metrics::METRICS;
+use p2p_contract::METRICS;
 use p2p_exporter::recorder::{Recorder, RecorderConfig};
 use p2p_observe::{Observation, Observer};
 use prometheus::Registry;

@@ -3,16 +3,21 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use p2p_router::workload::{ConsumerCost, WorkloadConfig};
+use std::path::{Path, PathBuf};
 
-use crate::embedded::Simulated;
-use crate::recorder::RecorderConfig;
-use crate::telemetry::{OtlpProtocol, TelemetryConfig};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use p2p_workload::{ConsumerCost, WorkloadConfig};
+
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+use p2p_exporter::http::DEFAULT_PORT;
+use p2p_exporter::recorder::RecorderConfig;
+use p2p_exporter::tap::{TapConfig, TapListen};
+use p2p_exporter::telemetry::{OtlpProtocol, TelemetryConfig};
+use p2p_recording::Source;
 use p2p_sim::{Scenario, StrategyKind};
 
-/// The exporter's documented default port.
-pub const DEFAULT_PORT: u16 = 9730;
+use crate::embedded::Simulated;
+use crate::UsageError;
 
 /// Sidecar exporter for a node's P2P event router: serves Prometheus metrics on router lag,
 /// channel usage, duplicate inventory, message rates, peers and blocks.
@@ -48,7 +53,7 @@ pub enum Command {
     Simulate(SimulateArgs),
     /// Replay a --record file through the router designs in virtual time and report which would
     /// have kept lag under 1% (docs/recording.md).
-    Replay(crate::recording::ReplayArgs),
+    Replay(ReplayArgs),
 }
 
 #[derive(Args, Debug)]
@@ -94,7 +99,7 @@ impl SimulateArgs {
             report: self.report.clone(),
             record: self.record.clone(),
         };
-        crate::recording::check_simulate(&options);
+        p2p_sim::cli::check_record(&options).map_err(UsageError)?;
         p2p_sim::cli::run(&options).map_err(|e| anyhow::anyhow!("cannot write the report: {e}"))
     }
 }
@@ -137,7 +142,7 @@ pub struct ServeArgs {
     pub exporter: ExporterArgs,
 
     #[command(flatten)]
-    pub source: crate::tap::SourceArgs,
+    pub source: SourceArgs,
 
     #[command(flatten)]
     pub traces: TraceArgs,
@@ -160,8 +165,9 @@ pub struct TraceArgs {
     #[arg(
         long,
         env = "OTEL_EXPORTER_OTLP_PROTOCOL",
-        value_enum,
-        default_value = "http/protobuf"
+        default_value = "http/protobuf",
+        value_parser = PossibleValuesParser::new(["grpc", "http/protobuf"])
+            .map(|name| if name == "grpc" { OtlpProtocol::Grpc } else { OtlpProtocol::HttpProtobuf })
     )]
     pub otlp_protocol: OtlpProtocol,
 
@@ -416,6 +422,122 @@ fn ratio(text: &str) -> Result<f64, String> {
     }
 }
 
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// A recording made with --record (gzip-compressed NDJSON, docs/recording.md).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// Router designs to replay it through, repeatable or comma-separated, or `all`.
+    #[arg(long, value_name = "NAME", value_delimiter = ',', default_value = "all", value_parser = p2p_sim::cli::strategy_name)]
+    pub strategy: Vec<String>,
+
+    /// Processing time per new block; overrides the recording's (a tap recording has none:
+    /// default 3ms).
+    #[arg(long, value_parser = duration)]
+    pub block_cost: Option<Duration>,
+
+    /// Processing time per other message or peer event; overrides the recording's (default 25us).
+    #[arg(long, value_parser = duration)]
+    pub message_cost: Option<Duration>,
+
+    /// Print JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Also write a self-contained HTML report to this file.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+}
+
+impl ReplayArgs {
+    pub fn run(&self) -> anyhow::Result<()> {
+        let options = p2p_sim::replay::Options {
+            path: self.file.clone(),
+            strategies: self.strategy.clone(),
+            block_cost: self.block_cost,
+            message_cost: self.message_cost,
+            json: self.json,
+            report: self.report.clone(),
+        };
+        p2p_sim::replay::run(&options).map_err(anyhow::Error::new)
+    }
+}
+
+#[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Observation source")]
+pub struct SourceArgs {
+    /// Where observations come from: the embedded reference router, or a real node's tap client
+    /// (docs/tap-integration.md).
+    #[arg(long, env = "P2P_SOURCE", default_value = "embedded", value_parser = source_parser())]
+    pub source: Source,
+
+    /// Unix socket the tap source listens on (created with --tap-socket-mode; a stale socket
+    /// file is replaced). Defaults to $XDG_RUNTIME_DIR/p2p-tap.sock, or ./p2p-tap.sock.
+    #[arg(long, env = "P2P_TAP_SOCKET", default_value_os_t = default_socket())]
+    pub tap_socket: PathBuf,
+
+    /// Permissions of the socket, in octal: 0600 lets only this user's node connect; 0660 also
+    /// the socket's group (a node running as another user in that group).
+    #[arg(long, env = "P2P_TAP_SOCKET_MODE", default_value = "0600", value_parser = octal_mode)]
+    pub tap_socket_mode: u32,
+
+    /// Listen on TCP instead of the Unix socket. Loopback only, unless --tap-token is set.
+    #[arg(long, env = "P2P_TAP_LISTEN")]
+    pub tap_listen: Option<SocketAddr>,
+
+    /// Shared token the node's `hello` must carry (P2P_TAP_TOKEN on both sides).
+    #[arg(long, env = "P2P_TAP_TOKEN", hide_env_values = true)]
+    pub tap_token: Option<String>,
+}
+
+fn default_socket() -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(dir) if !dir.is_empty() => Path::new(&dir).join("p2p-tap.sock"),
+        _ => PathBuf::from("p2p-tap.sock"),
+    }
+}
+
+fn octal_mode(text: &str) -> Result<u32, String> {
+    match u32::from_str_radix(text.trim_start_matches("0o"), 8) {
+        Ok(mode) if mode <= 0o777 && mode & 0o600 == 0o600 => Ok(mode),
+        _ => Err(
+            "must be octal permissions that let the owner read and write, e.g. 0600 or 0660".into(),
+        ),
+    }
+}
+
+impl SourceArgs {
+    pub fn tap(&self) -> TapConfig {
+        TapConfig {
+            listen: match self.tap_listen {
+                Some(address) => TapListen::Tcp(address),
+                None => TapListen::Unix {
+                    path: self.tap_socket.clone(),
+                    mode: self.tap_socket_mode,
+                },
+            },
+            token: self.tap_token.clone().filter(|t| !t.is_empty()),
+        }
+    }
+}
+
+/// `--source`: the library's [`Source`], with the help text of each value.
+fn source_parser() -> impl TypedValueParser<Value = Source> {
+    PossibleValuesParser::new([
+        PossibleValue::new("embedded")
+            .help("The embedded reference router under the built-in workload"),
+        PossibleValue::new("tap").help("A real node, through its tap client"),
+    ])
+    .map(|name| {
+        if name == "tap" {
+            Source::Tap
+        } else {
+            Source::Embedded
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -456,5 +578,14 @@ mod tests {
                 "{args:?}"
             );
         }
+    }
+
+    #[test]
+    fn socket_modes_must_let_the_owner_in() {
+        assert_eq!(octal_mode("0600"), Ok(0o600));
+        assert_eq!(octal_mode("660"), Ok(0o660));
+        assert!(octal_mode("0400").is_err());
+        assert!(octal_mode("1777").is_err());
+        assert!(octal_mode("rw").is_err());
     }
 }
