@@ -4,7 +4,7 @@
 # one binary, run as an unprivileged user. Needs BuildKit (the default builder since Docker 23).
 
 # The workspace's declared rust-version (Cargo.toml): building the image with it proves the MSRV.
-# tests/it/stack.rs checks the two agree and that every locked dependency builds with it.
+# tests/it/stack/ checks the two agree and that every locked dependency builds with it.
 ARG RUST_VERSION=1.88.0
 
 FROM rust:${RUST_VERSION}-slim-bookworm AS build

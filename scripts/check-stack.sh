@@ -3,7 +3,7 @@
 # pulled or started. Needs docker-compose (Debian's 1.29) and promtool on PATH (scripts/test.sh
 # installs both). The structural checks (pinned images, healthchecks, mounted files exist, only UI
 # ports, the collector's pipelines, ports and names agreeing across files) are Rust tests:
-# tests/it/stack.rs, run here too.
+# tests/it/stack/, run here too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,5 +43,5 @@ sed "s#/etc/prometheus/rules/#${rules_dir}/#" prometheus/prometheus.yml >"$tmp/p
 grep -q "$rules_dir/\*.yml" "$tmp/prometheus.yml" # the rewrite happened
 promtool check config "$tmp/prometheus.yml"
 
-echo "-- structural checks (tests/it/stack.rs)"
+echo "-- structural checks (tests/it/stack/)"
 cargo test -q -p p2p-observability --test it stack::
