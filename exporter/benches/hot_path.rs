@@ -7,8 +7,8 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use p2p_exporter::recorder::{Recorder, RecorderConfig};
 use p2p_observe::{NoopObserver, Observer};
+use p2p_router::rng::SplitMix64;
 use p2p_router::{InvType, Inventory, InventoryItem, NetMessage, PeerId, Router};
-use p2p_workload::rng::SplitMix64;
 use prometheus::Registry;
 
 const BATCH: usize = 1024;

@@ -7,6 +7,7 @@
 
 pub mod block;
 pub mod dedup;
+pub mod rng;
 mod router;
 mod sink;
 pub mod types;

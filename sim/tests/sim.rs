@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use p2p_observe::{Observation, Observer};
 use p2p_router::block::encode_block;
+use p2p_router::rng::SplitMix64;
 use p2p_router::PeerSink;
 use p2p_router::{
     BlockHeader, InvType, Inventory, InventoryItem, NetMessage, PeerEvent, PeerId, Router,
@@ -17,7 +18,6 @@ use p2p_sim::report::{render_json, simulate};
 use p2p_sim::scenario;
 use p2p_sim::strategy::{Actor, Dedup, Segmented, Sharded, SharedEvent, SharedMessage, ZeroCopy};
 use p2p_sim::{run, Strategy, StrategyKind};
-use p2p_workload::rng::SplitMix64;
 use p2p_workload::ConsumerCost;
 use tokio::sync::mpsc;
 use tokio::time::Instant;

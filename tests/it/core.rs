@@ -9,10 +9,10 @@ use std::time::Duration;
 use p2p_contract::{INVALID_NAME, OVERFLOW_NAME};
 use p2p_exporter::recorder::{Recorder, RecorderConfig};
 use p2p_observe::{DisconnectReason, MessageKind};
+use p2p_router::rng::SplitMix64;
 use p2p_router::{
     InvType, Inventory, InventoryItem, NetMessage, PeerId, Router, VersionInfo, EVENTS_CHANNEL,
 };
-use p2p_workload::rng::SplitMix64;
 use prometheus::{Encoder, Registry, TextEncoder};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::mpsc;

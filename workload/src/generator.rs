@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::config::WorkloadConfig;
-use crate::rng::SplitMix64;
+use p2p_router::rng::SplitMix64;
 
 /// How often the generator wakes up; messages due in between go out together, as they would from
 /// a socket read loop.

@@ -13,7 +13,6 @@ mod chain;
 mod config;
 mod consumer;
 mod generator;
-pub mod rng;
 
 pub use chain::{BlockArrival, BlockOutcome, NodeModel};
 pub use config::{MessageMix, WorkloadConfig};
