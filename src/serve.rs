@@ -87,9 +87,14 @@ async fn serve(
         Source::Tap => {
             let tap = TapSource::bind(&args.source.tap()).await?;
             tracing::info!(tap = %tap.endpoint(), "waiting for the node's tap client");
+            let view = recorder
+                .node_view()
+                .cloned()
+                .context("the recorder was not built for the tap source")?;
             tap.start(
                 observer,
                 Arc::clone(&recorder),
+                view,
                 recording.as_ref().map(|r| r.recording()),
                 &mut tasks,
             );

@@ -48,6 +48,7 @@ use MetricType::{Counter as C, Gauge as G, Histogram as H};
 
 pub const METRICS: &[MetricDef] = &[
     def("p2p_events_sent_total", C, &["channel"], "Events emitted into a router channel."),
+    def("p2p_events_unsubscribed_total", C, &["channel"], "Sends that reached no subscriber (the channel had none), so never entered the channel."),
     def("p2p_events_received_total", C, &["subscriber"], "Events a subscriber received."),
     def("p2p_event_channel_lag_total", C, &["subscriber"], "Events a subscriber skipped because it lagged (sum of RecvError::Lagged(n))."),
     def("p2p_event_channel_capacity", G, &["channel"], "Configured capacity of a router channel, in events."),
@@ -55,8 +56,11 @@ pub const METRICS: &[MetricDef] = &[
     def("p2p_event_channel_usage_ratio", H, &["channel"], "Channel fill (queued / capacity) right after each send; a burst between scrapes shows in the upper buckets."),
     def("p2p_event_channel_usage_peak_ratio", G, &["channel"], "Highest channel fill (queued / capacity) over the last peak window (--peak-window)."),
     def("p2p_event_delivery_latency_seconds", H, &["subscriber"], "Time from an event's send to its receipt by a subscriber."),
+    def("p2p_consumer_service_seconds", H, &["subscriber", "type"], "Time a subscriber spent on one message before its next receive, by message type; one event in 8, from the node's tap (not served by the embedded source)."),
     def("p2p_messages_total", C, &["type"], "Protocol messages emitted by peers, by NetMessage type."),
     def("p2p_inv_messages_total", C, &[], "Inv messages observed."),
+    def("p2p_inv_checked_messages_total", C, &[], "Inv messages the duplicate tracker checked: all of them with the embedded source, those the tap's detail stream delivered with the tap source (the duplicate ratios' denominator)."),
+    def("p2p_inv_checked_items_total", C, &[], "Inventory items the duplicate tracker checked (see p2p_inv_checked_messages_total)."),
     def("p2p_inv_duplicate_messages_total", C, &[], "Inv messages whose every item was already seen within the dedup TTL (what deduplication would drop)."),
     def("p2p_inv_items_total", C, &[], "Inventory items announced in inv messages."),
     def("p2p_inv_duplicate_items_total", C, &[], "Inventory items already seen within the dedup TTL."),
@@ -69,20 +73,23 @@ pub const METRICS: &[MetricDef] = &[
     def("p2p_peer_registrations_refused_total", C, &[], "Peer registrations refused because the router was at max_peers."),
     def("p2p_blocks_accepted_total", C, &[], "Blocks the node accepted onto its best chain."),
     def("p2p_block_propagation_seconds", H, &[], "Time from a block's first announcement to this node until the node accepted it."),
+    def("p2p_blocks_unannounced_total", C, &[], "Accepted blocks never announced to this node (mined here or fetched in sync), so without a propagation time."),
     def("p2p_blocks_orphaned_total", C, &[], "Blocks that did not connect to the best chain."),
     def("p2p_chain_reorgs_total", C, &[], "Times the best chain switched branches."),
-    def("p2p_chain_reorg_depth_blocks_total", C, &[], "Blocks undone by reorganisations."),
+    def("p2p_chain_reorg_depth_blocks_total", C, &[], "Blocks undone by reorganisations of known depth."),
+    def("p2p_chain_reorgs_unknown_depth_total", C, &[], "Reorganisations whose depth the node did not report."),
     def("p2p_node_resident_memory_bytes", G, &[], "Resident memory of the node process (of the exporter process when running the embedded router)."),
     def("p2p_node_cpu_seconds_total", C, &[], "CPU time used by the node process (by the exporter process when running the embedded router)."),
     def("p2p_exporter_spans_ended_total", C, &[], "Spans handed to the OTLP pipeline (0 while tracing is off)."),
     def("p2p_exporter_spans_exported_total", C, &[], "Spans the OTLP exporter delivered."),
     def("p2p_exporter_spans_export_failed_total", C, &[], "Spans dropped because their OTLP export failed or timed out; ended - exported - failed is what waits in, or was dropped from, the bounded queue."),
     def("p2p_tap_connected", G, &[], "1 while a node's tap client is connected to the tap source (always 0 with the embedded source)."),
-    def("p2p_tap_connections_total", C, &["result"], "Connections to the tap source, by result: accepted, refused_busy (a node is already connected), refused_handshake (no valid hello or a wrong token)."),
-    def("p2p_tap_records_total", C, &[], "Observation records the tap source accepted and passed to the recorder."),
-    def("p2p_tap_records_rejected_total", C, &["reason"], "Lines the tap source skipped, by reason (see docs/tap-protocol.md); the connection keeps serving."),
-    def("p2p_tap_client_records_total", C, &[], "Observations the node's tap client produced, from its stats records; summed over node restarts."),
-    def("p2p_tap_client_dropped_records_total", C, &["reason"], "Observations the node's tap client did not deliver, by reason: queue_full (dropped, never sent) or connection_lost (in a write that failed); summed over node restarts."),
+    def("p2p_tap_connections_total", C, &["result"], "Connections to the tap source, each counted once by result: accepted, refused_busy (too many waiting for their hello), refused_handshake (no valid hello), refused_token, hello_timeout, closed_before_hello."),
+    def("p2p_tap_connections_closed_total", C, &["reason"], "Accepted tap connections that ended, by reason: eof, idle (nothing for 10 s), replaced (by a new hello from the node), too_large (a frame over the limit), error."),
+    def("p2p_tap_records_total", C, &[], "Frames (snapshots, journal batches, block journeys) the tap source accepted."),
+    def("p2p_tap_records_rejected_total", C, &["reason"], "Frames the tap source refused, by reason (see docs/tap-protocol.md); only too_large closes the connection."),
+    def("p2p_tap_client_records_total", C, &[], "Detail records (inv messages) the node's tap produced for its detail stream, from its snapshots."),
+    def("p2p_tap_client_dropped_records_total", C, &["reason"], "Detail records the node's tap dropped, by reason: buffer_full (its detail buffer was full); counts stay exact, the duplicate ratio then covers p2p_inv_checked_messages_total of p2p_inv_messages_total."),
     def("p2p_tap_node_sessions_total", C, &[], "Runs of the node seen by the tap source (a new hello session); a rise is a node restart, not lag."),
     def("p2p_recording_written_total", C, &[], "Arrivals written to the --record file (0 when not recording)."),
     def("p2p_recording_dropped_total", C, &[], "Arrivals not recorded because the recording's queue was full or its file failed; the router never waits for the recording."),
@@ -90,9 +97,18 @@ pub const METRICS: &[MetricDef] = &[
 ];
 
 /// `result` of `p2p_tap_connections_total`.
-pub const TAP_CONNECTION_RESULTS: [&str; 3] = ["accepted", "refused_busy", "refused_handshake"];
+pub const TAP_CONNECTION_RESULTS: [&str; 6] = [
+    "accepted",
+    "refused_busy",
+    "refused_handshake",
+    "refused_token",
+    "hello_timeout",
+    "closed_before_hello",
+];
+/// `reason` of `p2p_tap_connections_closed_total`.
+pub const TAP_CLOSE_REASONS: [&str; 5] = ["eof", "idle", "replaced", "too_large", "error"];
 /// `reason` of `p2p_tap_client_dropped_records_total`.
-pub const TAP_CLIENT_DROP_REASONS: [&str; 2] = ["queue_full", "connection_lost"];
+pub const TAP_CLIENT_DROP_REASONS: [&str; 1] = ["buffer_full"];
 
 /// Label values of each labelled metric that are not fixed by the code: `channel` and `subscriber`
 /// come from names the router's code chooses, bounded by [`MAX_NAMES`]; everything else is closed.

@@ -12,6 +12,7 @@
 pub mod decision;
 pub mod http;
 pub mod metrics;
+pub mod node_view;
 pub mod peak;
 pub mod recorder;
 pub mod resources;

@@ -7,7 +7,9 @@ use prometheus::{
     IntGaugeVec, Opts, Registry,
 };
 
-use p2p_contract::{MetricDef, METRICS, TAP_CLIENT_DROP_REASONS, TAP_CONNECTION_RESULTS};
+use p2p_contract::{
+    MetricDef, METRICS, TAP_CLIENT_DROP_REASONS, TAP_CLOSE_REASONS, TAP_CONNECTION_RESULTS,
+};
 use p2p_observe::{DisconnectReason, MessageKind};
 
 /// Upper bounds for delivery latency: the seed expects < 10 ms under normal load.
@@ -49,13 +51,12 @@ fn register<C: Collector + Clone + 'static>(registry: &Registry, collector: C) -
 pub struct TapMetrics {
     pub connected: IntGauge,
     /// Indexed like [`TAP_CONNECTION_RESULTS`].
-    pub connections: [IntCounter; 3],
+    pub connections: [IntCounter; TAP_CONNECTION_RESULTS.len()],
+    /// Indexed like [`TAP_CLOSE_REASONS`].
+    pub closed: [IntCounter; TAP_CLOSE_REASONS.len()],
     pub records: IntCounter,
     /// Indexed like [`p2p_tap::Reject::ALL`].
     pub rejected: [IntCounter; p2p_tap::Reject::ALL.len()],
-    pub client_records: IntCounter,
-    /// Indexed like [`TAP_CLIENT_DROP_REASONS`].
-    pub client_dropped: [IntCounter; 2],
     pub sessions: IntCounter,
 }
 
@@ -83,8 +84,10 @@ pub struct Metrics {
     pub delivery_latency: HistogramVec,
     pub messages: [IntCounter; MessageKind::ALL.len()],
     pub inv_messages: IntCounter,
+    pub inv_checked_messages: IntCounter,
     pub inv_duplicate_messages: IntCounter,
     pub inv_items: IntCounter,
+    pub inv_checked_items: IntCounter,
     pub inv_duplicate_items: IntCounter,
     pub inv_dropped: IntCounter,
     pub dedup_tracked: IntGauge,
@@ -99,6 +102,14 @@ pub struct Metrics {
     pub blocks_orphaned: IntCounter,
     pub reorgs: IntCounter,
     pub reorg_depth: IntCounter,
+    pub unsubscribed: IntCounterVec,
+    pub blocks_unannounced: IntCounter,
+    pub reorgs_unknown_depth: IntCounter,
+    /// Never observed here: only the node's tap measures service time.
+    pub service: HistogramVec,
+    pub client_records: IntCounter,
+    /// Indexed like [`TAP_CLIENT_DROP_REASONS`].
+    pub client_dropped: [IntCounter; TAP_CLIENT_DROP_REASONS.len()],
     pub node_memory: IntGauge,
     pub node_cpu: Counter,
     pub spans_ended: IntCounter,
@@ -131,7 +142,10 @@ impl RecordingMetrics {
 }
 
 impl Metrics {
-    pub fn new(registry: &Registry, source: &str) -> prometheus::Result<Metrics> {
+    /// The sidecar's own metrics go on `registry`, what describes the node on `node`: the same
+    /// registry with the embedded source, an unserved one with the tap source, whose node
+    /// families come from the node's snapshots instead (`crate::node_view`).
+    pub fn new(registry: &Registry, node: &Registry, source: &str) -> prometheus::Result<Metrics> {
         let counter = |name: &str| register(registry, IntCounter::with_opts(opts(name)).unwrap());
         let counter_vec = |name: &str| {
             register(
@@ -139,15 +153,22 @@ impl Metrics {
                 IntCounterVec::new(opts(name), def_of(name).labels).unwrap(),
             )
         };
+        let node_counter = |name: &str| register(node, IntCounter::with_opts(opts(name)).unwrap());
+        let node_counter_vec = |name: &str| {
+            register(
+                node,
+                IntCounterVec::new(opts(name), def_of(name).labels).unwrap(),
+            )
+        };
         let gauge_vec = |name: &str| {
             register(
-                registry,
+                node,
                 IntGaugeVec::new(opts(name), def_of(name).labels).unwrap(),
             )
         };
-        let messages_vec = counter_vec("p2p_messages_total");
-        let connections = counter_vec("p2p_peer_connections_total");
-        let disconnections_vec = counter_vec("p2p_peer_disconnections_total");
+        let messages_vec = node_counter_vec("p2p_messages_total");
+        let connections = node_counter_vec("p2p_peer_connections_total");
+        let disconnections_vec = node_counter_vec("p2p_peer_disconnections_total");
         let build_info = register(
             registry,
             IntGaugeVec::new(
@@ -159,47 +180,48 @@ impl Metrics {
             .with_label_values(&[env!("CARGO_PKG_VERSION"), source])
             .set(1);
         let tap_connections = counter_vec("p2p_tap_connections_total");
+        let tap_closed = counter_vec("p2p_tap_connections_closed_total");
         let tap_rejected = counter_vec("p2p_tap_records_rejected_total");
-        let tap_client_dropped = counter_vec("p2p_tap_client_dropped_records_total");
+        let tap_client_dropped = node_counter_vec("p2p_tap_client_dropped_records_total");
         let tap = TapMetrics {
             connected: register(registry, IntGauge::with_opts(opts("p2p_tap_connected"))?),
             connections: TAP_CONNECTION_RESULTS.map(|r| tap_connections.with_label_values(&[r])),
+            closed: TAP_CLOSE_REASONS.map(|r| tap_closed.with_label_values(&[r])),
             records: counter("p2p_tap_records_total"),
             rejected: p2p_tap::Reject::ALL.map(|r| tap_rejected.with_label_values(&[r.as_str()])),
-            client_records: counter("p2p_tap_client_records_total"),
-            client_dropped: TAP_CLIENT_DROP_REASONS
-                .map(|r| tap_client_dropped.with_label_values(&[r])),
             sessions: counter("p2p_tap_node_sessions_total"),
         };
         Ok(Metrics {
             tap,
-            events_sent: counter_vec("p2p_events_sent_total"),
-            events_received: counter_vec("p2p_events_received_total"),
-            lagged: counter_vec("p2p_event_channel_lag_total"),
+            events_sent: node_counter_vec("p2p_events_sent_total"),
+            events_received: node_counter_vec("p2p_events_received_total"),
+            lagged: node_counter_vec("p2p_event_channel_lag_total"),
             capacity: gauge_vec("p2p_event_channel_capacity"),
             queued: gauge_vec("p2p_event_channel_queued_events"),
             usage: register(
-                registry,
+                node,
                 HistogramVec::new(
                     hist("p2p_event_channel_usage_ratio", USAGE_BUCKETS),
                     &["channel"],
                 )?,
             ),
             usage_peak: register(
-                registry,
+                node,
                 GaugeVec::new(opts("p2p_event_channel_usage_peak_ratio"), &["channel"])?,
             ),
             delivery_latency: register(
-                registry,
+                node,
                 HistogramVec::new(
                     hist("p2p_event_delivery_latency_seconds", DELIVERY_BUCKETS),
                     &["subscriber"],
                 )?,
             ),
             messages: MessageKind::ALL.map(|kind| messages_vec.with_label_values(&[kind.as_str()])),
-            inv_messages: counter("p2p_inv_messages_total"),
+            inv_messages: node_counter("p2p_inv_messages_total"),
+            inv_checked_messages: counter("p2p_inv_checked_messages_total"),
             inv_duplicate_messages: counter("p2p_inv_duplicate_messages_total"),
-            inv_items: counter("p2p_inv_items_total"),
+            inv_items: node_counter("p2p_inv_items_total"),
+            inv_checked_items: counter("p2p_inv_checked_items_total"),
             inv_duplicate_items: counter("p2p_inv_duplicate_items_total"),
             inv_dropped: counter("p2p_inv_dropped_messages_total"),
             dedup_tracked: register(
@@ -207,26 +229,42 @@ impl Metrics {
                 IntGauge::with_opts(opts("p2p_inv_dedup_tracked_items"))?,
             ),
             dedup_evictions: counter("p2p_inv_dedup_evictions_total"),
-            peers: register(registry, IntGauge::with_opts(opts("p2p_peers"))?),
+            peers: register(node, IntGauge::with_opts(opts("p2p_peers"))?),
             connections_inbound: connections.with_label_values(&["inbound"]),
             connections_outbound: connections.with_label_values(&["outbound"]),
             disconnections: DisconnectReason::ALL
                 .map(|reason| disconnections_vec.with_label_values(&[reason.as_str()])),
-            registrations_refused: counter("p2p_peer_registrations_refused_total"),
-            blocks_accepted: counter("p2p_blocks_accepted_total"),
+            registrations_refused: node_counter("p2p_peer_registrations_refused_total"),
+            blocks_accepted: node_counter("p2p_blocks_accepted_total"),
             block_propagation: register(
-                registry,
+                node,
                 Histogram::with_opts(hist("p2p_block_propagation_seconds", PROPAGATION_BUCKETS))?,
             ),
-            blocks_orphaned: counter("p2p_blocks_orphaned_total"),
-            reorgs: counter("p2p_chain_reorgs_total"),
-            reorg_depth: counter("p2p_chain_reorg_depth_blocks_total"),
+            blocks_orphaned: node_counter("p2p_blocks_orphaned_total"),
+            reorgs: node_counter("p2p_chain_reorgs_total"),
+            reorg_depth: node_counter("p2p_chain_reorg_depth_blocks_total"),
+            unsubscribed: node_counter_vec("p2p_events_unsubscribed_total"),
+            blocks_unannounced: node_counter("p2p_blocks_unannounced_total"),
+            reorgs_unknown_depth: node_counter("p2p_chain_reorgs_unknown_depth_total"),
+            service: register(
+                node,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "p2p_consumer_service_seconds",
+                        def_of("p2p_consumer_service_seconds").help,
+                    ),
+                    def_of("p2p_consumer_service_seconds").labels,
+                )?,
+            ),
+            client_records: node_counter("p2p_tap_client_records_total"),
+            client_dropped: TAP_CLIENT_DROP_REASONS
+                .map(|r| tap_client_dropped.with_label_values(&[r])),
             node_memory: register(
-                registry,
+                node,
                 IntGauge::with_opts(opts("p2p_node_resident_memory_bytes"))?,
             ),
             node_cpu: register(
-                registry,
+                node,
                 Counter::with_opts(opts("p2p_node_cpu_seconds_total"))?,
             ),
             spans_ended: counter("p2p_exporter_spans_ended_total"),

@@ -126,6 +126,9 @@ pub struct Totals {
 
 pub struct Recorder {
     metrics: Metrics,
+    /// With the tap source: the node's own counts, which replace this recorder's for everything
+    /// the node counts.
+    node_view: Option<Arc<crate::node_view::NodeView>>,
     dedup: DedupTracker,
     peak_window_seconds: u64,
     origin: Instant,
@@ -135,12 +138,23 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Registers every metric on `registry`.
+    /// Registers every metric on `registry`. With the tap source, what the node counts is served
+    /// from its snapshots ([`Recorder::node_view`]) and this recorder's copies stay unserved.
     pub fn new(registry: &Registry, config: RecorderConfig) -> prometheus::Result<Recorder> {
+        let peak_window_seconds = config.peak_window.as_secs().max(1);
+        let (metrics, node_view) = if config.source == "tap" {
+            let view = Arc::new(crate::node_view::NodeView::new(peak_window_seconds));
+            registry.register(Box::new(crate::node_view::NodeCollector(Arc::clone(&view))))?;
+            let unserved = Registry::new();
+            (Metrics::new(registry, &unserved, config.source)?, Some(view))
+        } else {
+            (Metrics::new(registry, registry, config.source)?, None)
+        };
         Ok(Recorder {
-            metrics: Metrics::new(registry, config.source)?,
+            metrics,
+            node_view,
             dedup: DedupTracker::new(config.dedup_ttl, config.dedup_max_items),
-            peak_window_seconds: config.peak_window.as_secs().max(1),
+            peak_window_seconds,
             origin: Instant::now(),
             channels: Named::new(),
             subscribers: Named::new(),
@@ -182,16 +196,27 @@ impl Recorder {
             .store(0f64.to_bits(), Ordering::Relaxed);
     }
 
+    /// The node's counts as its tap reports them (tap source only).
+    pub fn node_view(&self) -> Option<&Arc<crate::node_view::NodeView>> {
+        self.node_view.as_ref()
+    }
+
     pub fn totals(&self) -> Totals {
-        let mut subscribers = Vec::new();
-        self.subscribers.for_each(|name, s| {
-            subscribers.push((name.to_owned(), s.received.get(), s.lagged.get()))
-        });
+        let (subscribers, peers) = match self.node_view.as_ref().and_then(|v| v.totals()) {
+            Some(node) => node,
+            None => {
+                let mut subscribers = Vec::new();
+                self.subscribers.for_each(|name, s| {
+                    subscribers.push((name.to_owned(), s.received.get(), s.lagged.get()))
+                });
+                (subscribers, self.metrics.peers.get())
+            }
+        };
         Totals {
             subscribers,
-            inv_messages: self.metrics.inv_messages.get(),
+            inv_messages: self.metrics.inv_checked_messages.get(),
             inv_duplicate_messages: self.metrics.inv_duplicate_messages.get(),
-            peers: self.metrics.peers.get(),
+            peers,
         }
     }
 
@@ -286,6 +311,8 @@ impl Observer for Recorder {
                 if kind == MessageKind::Inv {
                     m.inv_messages.inc();
                     m.inv_items.inc_by(inventory.len() as u64);
+                    m.inv_checked_messages.inc();
+                    m.inv_checked_items.inc_by(inventory.len() as u64);
                     let verdict = self.dedup.check(inventory, Instant::now());
                     if verdict.duplicate {
                         m.inv_duplicate_messages.inc();

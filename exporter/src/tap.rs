@@ -1,31 +1,39 @@
-//! The tap source: a real node's tap client connects, its records become observations, and the
-//! recorder sees exactly what it sees from the embedded router. Protocol: `docs/tap-protocol.md`.
+//! The tap source: a real node's tap connects and sends snapshots of its counts, served as they
+//! are ([`NodeView`]), and the items of its inv messages, which go through the recorder's
+//! duplicate tracker. Protocol: `docs/tap-protocol.md`.
 //!
-//! One node per sidecar: a second connection is refused while one is served. Every bad line is
-//! skipped and counted by reason, and the connection goes on. The node's restarts are told apart
-//! from reconnects by the `hello` session, so its counters never go backwards here.
+//! One node per sidecar: a new connection with a valid hello replaces the one being served (a
+//! node that reconnects must not wait for its stale connection to time out). A connection that
+//! sends no hello within 10 s, or nothing for 10 s after it, is closed. Every bad frame is
+//! counted by reason; only a frame too large to trust the framing after it closes the connection.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use p2p_observe::Observer;
+use futures_util::StreamExt;
+use p2p_observe::{InventoryItem, MessageKind, Observation, Observer};
 use p2p_recording::Recording;
-use p2p_tap::framing::{Frame, LineBuffer};
-use p2p_tap::wire::{self, Body, Reject, MAX_LINE_BYTES};
-use tokio::io::{AsyncRead, AsyncReadExt};
+use p2p_tap::protocol::{self, Frame, Hello, Reject, MAX_FRAME_BYTES};
+use tokio::io::AsyncRead;
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
+use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 
 use crate::metrics::TapMetrics;
+use crate::node_view::{Accepted, NodeView};
 use crate::recorder::Recorder;
 
-/// How long a new connection may take to send its `hello`; a connection that never does would
-/// otherwise hold the one node slot.
+/// How long a new connection may take to send its hello, and how long a connection may then be
+/// silent (the tap sends a snapshot every second).
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-const READ_CHUNK: usize = 64 * 1024;
+const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections that have not yet said hello; past it, new ones are refused at once, so a flood of
+/// idle connections costs a bounded number of descriptors and tasks.
+const MAX_HANDSHAKES: usize = 16;
 
 /// Where the tap source listens.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,16 +109,20 @@ impl TapSource {
         self,
         observer: Arc<dyn Observer>,
         recorder: Arc<Recorder>,
+        view: Arc<NodeView>,
         recording: Option<Recording>,
         tasks: &mut JoinSet<()>,
     ) {
         let state = Arc::new(State {
             observer,
             recorder,
+            view,
             recording,
             token: self.token,
-            busy: AtomicBool::new(false),
-            session: Mutex::new(None),
+            handshakes: AtomicUsize::new(0),
+            serving: Mutex::new(None),
+            next_connection: AtomicUsize::new(0),
+            recorded: Mutex::new(None),
         });
         tasks.spawn(accept_loop(self.listener, state));
     }
@@ -153,30 +165,61 @@ async fn bind_unix(path: &Path, mode: u32) -> std::io::Result<tokio::net::UnixLi
 struct State {
     observer: Arc<dyn Observer>,
     recorder: Arc<Recorder>,
+    view: Arc<NodeView>,
     recording: Option<Recording>,
     token: Option<String>,
-    busy: AtomicBool,
-    session: Mutex<Option<Session>>,
-}
-
-/// The node run last seen, and its cumulative counts already added to the metrics.
-struct Session {
-    id: String,
-    produced: u64,
-    dropped: u64,
-    lost: u64,
+    handshakes: AtomicUsize,
+    /// The connection serving the node, and how to tell it it has been replaced.
+    serving: Mutex<Option<(usize, Arc<Notify>)>>,
+    next_connection: AtomicUsize,
+    /// Messages by type already written to the recording, per session.
+    recorded: Mutex<Option<(u64, Vec<u64>)>>,
 }
 
 impl State {
     fn metrics(&self) -> &TapMetrics {
         &self.recorder.metrics().tap
     }
+
+    fn result(&self, result: ConnectionResult) {
+        self.metrics().connections[result as usize].inc();
+    }
+
+    fn closed(&self, reason: Closed) {
+        self.metrics().closed[reason as usize].inc();
+    }
 }
+
+/// `result` of `p2p_tap_connections_total`, indexed like `TAP_CONNECTION_RESULTS`: every
+/// connection ends up in exactly one.
+#[derive(Clone, Copy, Debug)]
+enum ConnectionResult {
+    Accepted,
+    RefusedBusy,
+    RefusedHandshake,
+    RefusedToken,
+    HelloTimeout,
+    ClosedBeforeHello,
+}
+
+/// `reason` of `p2p_tap_connections_closed_total`, indexed like `TAP_CLOSE_REASONS`: why an
+/// accepted connection ended.
+#[derive(Clone, Copy, Debug)]
+enum Closed {
+    Eof,
+    Idle,
+    Replaced,
+    TooLarge,
+    Error,
+}
+
+type Stream = Box<dyn AsyncRead + Send + Unpin>;
+type Frames = FramedRead<Stream, LengthDelimitedCodec>;
 
 async fn accept_loop(listener: Listener, state: Arc<State>) {
     let mut connections = JoinSet::new();
     loop {
-        let accepted: std::io::Result<Box<dyn AsyncRead + Send + Unpin>> = match &listener {
+        let accepted: std::io::Result<Stream> = match &listener {
             #[cfg(unix)]
             Listener::Unix(listener, _) => listener
                 .accept()
@@ -196,164 +239,225 @@ async fn accept_loop(listener: Listener, state: Arc<State>) {
                 continue;
             }
         };
-        if state.busy.swap(true, Ordering::AcqRel) {
-            state.metrics().connections[1].inc();
-            tracing::warn!(
-                "tap connection refused: a node is already connected (one node per sidecar)"
-            );
+        if state.handshakes.fetch_add(1, Ordering::AcqRel) >= MAX_HANDSHAKES {
+            state.handshakes.fetch_sub(1, Ordering::AcqRel);
+            state.result(ConnectionResult::RefusedBusy);
+            tracing::warn!("tap connection refused: too many connections waiting for their hello");
             continue;
         }
         let state = Arc::clone(&state);
-        connections.spawn(async move {
-            serve_connection(&state, stream).await;
-            state.metrics().connected.set(0);
-            state.busy.store(false, Ordering::Release);
-        });
+        connections.spawn(async move { serve_connection(&state, stream).await });
         // Reap finished connections so the set does not grow.
         while connections.try_join_next().is_some() {}
     }
 }
 
-/// What a line did to the connection.
-enum Step {
-    Continue,
-    Close,
+fn codec() -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .little_endian()
+        .length_field_length(4)
+        .max_frame_length(MAX_FRAME_BYTES)
+        .new_codec()
 }
 
-async fn serve_connection(state: &State, mut stream: Box<dyn AsyncRead + Send + Unpin>) {
-    let mut lines = LineBuffer::new(MAX_LINE_BYTES);
-    let mut chunk = vec![0u8; READ_CHUNK];
-    let mut greeted = false;
-    let hello_deadline = tokio::time::Instant::now() + HELLO_TIMEOUT;
-    loop {
-        let read = if greeted {
-            stream.read(&mut chunk).await
-        } else {
-            match tokio::time::timeout_at(hello_deadline, stream.read(&mut chunk)).await {
-                Ok(read) => read,
-                Err(_) => {
-                    refuse(state, "no hello within 10 s");
-                    return;
-                }
-            }
-        };
-        let n = match read {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        lines.push(&chunk[..n]);
-        while let Some(frame) = lines.next_frame() {
-            let step = match frame {
-                Frame::Rejected(reason) => reject(state, reason, greeted),
-                Frame::Line(line) => handle_line(state, line, &mut greeted),
-            };
-            if let Step::Close = step {
-                return;
-            }
-        }
-    }
-    if let Some(reason) = lines.finish() {
-        state.metrics().reject(reason).inc();
-    }
-    if greeted {
-        // The node is gone or reconnecting; its peers are unknown until it says hello again.
-        state.recorder.metrics().peers.set(0);
-        tracing::info!("tap client disconnected");
-    }
-}
-
-fn reject(state: &State, reason: Reject, greeted: bool) -> Step {
-    state.metrics().reject(reason).inc();
-    tracing::debug!(%reason, "tap record rejected");
-    if greeted {
-        Step::Continue
-    } else {
-        refuse(state, "the first line was not a hello record");
-        Step::Close
-    }
-}
-
-fn refuse(state: &State, why: &str) {
-    state.metrics().connections[2].inc();
-    tracing::warn!(reason = why, "tap connection refused");
-}
-
-fn handle_line(state: &State, line: &[u8], greeted: &mut bool) -> Step {
-    let record = match wire::decode(line) {
-        Ok(record) => record,
-        Err(reason) => {
-            if reason == Reject::UnknownVersion {
-                tracing::warn!(
-                    newest_known = wire::VERSION,
-                    "tap record of a newer format version rejected: upgrade the sidecar"
-                );
-            }
-            return reject(state, reason, *greeted);
+async fn serve_connection(state: &State, stream: Stream) {
+    let mut frames = FramedRead::new(stream, codec());
+    let handshake = handshake(state, &mut frames).await;
+    state.handshakes.fetch_sub(1, Ordering::AcqRel);
+    let hello = match handshake {
+        Ok(hello) => hello,
+        Err((result, why)) => {
+            state.result(result);
+            tracing::warn!(reason = why, "tap connection refused");
+            return;
         }
     };
-    if !*greeted {
-        return match &record.body {
-            Body::Hello {
-                session,
-                client,
-                token,
-                peers,
-            } => {
-                if !token_matches(state.token.as_deref(), token.as_deref()) {
-                    refuse(state, "wrong or missing token");
-                    return Step::Close;
-                }
-                *greeted = true;
-                if let Some(recording) = &state.recording {
-                    let hello = wire::Record {
-                        v: record.v,
-                        t: record.t,
-                        body: Body::Hello {
-                            session: session.clone(),
-                            client: client.clone(),
-                            token: None,
-                            peers: *peers,
-                        },
-                    };
-                    let line = wire::encode(&hello);
-                    recording.tap_line(line.strip_suffix(b"\n").unwrap_or(&line));
-                }
-                state.metrics().connections[0].inc();
-                state.metrics().connected.set(1);
-                start_session(state, session);
-                state.recorder.metrics().peers.set(*peers as i64);
-                tracing::info!(client = %client, "tap client connected");
-                Step::Continue
+    state.result(ConnectionResult::Accepted);
+    let id = state.next_connection.fetch_add(1, Ordering::Relaxed);
+    let replaced = Arc::new(Notify::new());
+    if let Some((_, previous)) = lock(&state.serving).replace((id, Arc::clone(&replaced))) {
+        previous.notify_one();
+    }
+    state.metrics().connected.set(1);
+    tracing::info!(client = %hello.client, "tap client connected");
+    let closed = tokio::select! {
+        closed = serve_frames(state, hello.session, &mut frames) => closed,
+        _ = replaced.notified() => Closed::Replaced,
+    };
+    state.closed(closed);
+    let mut serving = lock(&state.serving);
+    if serving.as_ref().is_some_and(|(current, _)| *current == id) {
+        *serving = None;
+        state.metrics().connected.set(0);
+        tracing::info!(reason = ?closed, "tap client disconnected");
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+async fn handshake(
+    state: &State,
+    frames: &mut Frames,
+) -> Result<Hello, (ConnectionResult, &'static str)> {
+    let first = match tokio::time::timeout(HELLO_TIMEOUT, frames.next()).await {
+        Err(_) => return Err((ConnectionResult::HelloTimeout, "no hello within 10 s")),
+        Ok(None) => return Err((ConnectionResult::ClosedBeforeHello, "closed before its hello")),
+        Ok(Some(Err(_))) => {
+            state.metrics().reject(Reject::TooLarge).inc();
+            return Err((ConnectionResult::RefusedHandshake, "the first frame was too large"));
+        }
+        Ok(Some(Ok(frame))) => frame,
+    };
+    match protocol::decode(&first) {
+        Ok(Frame::Hello(hello)) => {
+            if token_matches(state.token.as_deref(), hello.token.as_deref()) {
+                Ok(hello)
+            } else {
+                Err((ConnectionResult::RefusedToken, "wrong or missing token"))
             }
-            _ => {
-                refuse(state, "the first record was not a hello");
-                Step::Close
+        }
+        Ok(_) => Err((
+            ConnectionResult::RefusedHandshake,
+            "the first frame was not a hello",
+        )),
+        Err(reason) => {
+            state.metrics().reject(reason).inc();
+            if reason == Reject::UnknownVersion {
+                tracing::warn!(
+                    speaks = protocol::VERSION,
+                    "a tap of another protocol version connected: upgrade the older side"
+                );
+            }
+            Err((ConnectionResult::RefusedHandshake, "the first frame was not a valid hello"))
+        }
+    }
+}
+
+async fn serve_frames(state: &State, session: u64, frames: &mut Frames) -> Closed {
+    let mut items = Vec::new();
+    loop {
+        let frame = match tokio::time::timeout(IDLE_TIMEOUT, frames.next()).await {
+            Err(_) => return Closed::Idle,
+            Ok(None) => return Closed::Eof,
+            Ok(Some(Ok(frame))) => frame,
+            Ok(Some(Err(err))) => {
+                return if err.kind() == std::io::ErrorKind::InvalidData {
+                    state.metrics().reject(Reject::TooLarge).inc();
+                    Closed::TooLarge
+                } else if err.kind() == std::io::ErrorKind::UnexpectedEof {
+                    state.metrics().reject(Reject::Truncated).inc();
+                    Closed::Eof
+                } else {
+                    Closed::Error
+                };
             }
         };
-    }
-    if let Some(recording) = &state.recording {
-        recording.tap_line(line);
-    }
-    match record.body.observation() {
-        Some(observation) => {
-            state.metrics().records.inc();
-            state.observer.observe(observation);
-        }
-        // A second hello on one connection says nothing new.
-        None => {
-            if let Body::Stats {
-                produced,
-                dropped,
-                lost,
-                peers,
-            } = &record.body
-            {
-                add_client_counts(state, *produced, *dropped, *lost);
-                state.recorder.metrics().peers.set(*peers as i64);
+        match protocol::decode(&frame) {
+            Ok(frame) => handle_frame(state, session, frame, &mut items),
+            Err(reason) => {
+                state.metrics().reject(reason).inc();
+                tracing::debug!(%reason, "tap frame rejected");
             }
         }
     }
-    Step::Continue
+}
+
+fn handle_frame(state: &State, session: u64, frame: Frame<'_>, items: &mut Vec<InventoryItem>) {
+    match frame {
+        Frame::Snapshot(snapshot) => {
+            let recording = state.recording.as_ref().map(|_| (*snapshot).clone());
+            match state.view.accept(session, *snapshot) {
+                Ok(accepted) => {
+                    state.metrics().records.inc();
+                    if let Accepted::First { restarted } = accepted {
+                        state.metrics().sessions.inc();
+                        if restarted {
+                            tracing::info!("the node restarted (new tap session)");
+                        }
+                    }
+                    if let (Some(recording), Some(snapshot)) = (&state.recording, recording) {
+                        record_messages(state, recording, session, &snapshot);
+                    }
+                }
+                Err(reason) => {
+                    state.metrics().reject(reason).inc();
+                    tracing::debug!(%reason, "tap snapshot rejected");
+                }
+            }
+        }
+        Frame::Journal(entries) => {
+            state.metrics().records.inc();
+            for entry in entries.iter() {
+                items.clear();
+                items.extend(entry.items());
+                if let Some(recording) = &state.recording {
+                    let inv = Observation::MessageEmitted {
+                        kind: MessageKind::Inv,
+                        inventory: items,
+                    };
+                    record_line(recording, u64::from(entry.at_ms) * 1_000_000, &inv);
+                }
+                state.observer.observe(Observation::MessageEmitted {
+                    kind: MessageKind::Inv,
+                    inventory: items,
+                });
+            }
+        }
+        Frame::Journey(journey) => {
+            state.metrics().records.inc();
+            state.observer.observe(Observation::BlockAccepted {
+                hash: journey.hash,
+                height: journey.height,
+                received: None,
+                delivered: None,
+                propagation: Duration::from_nanos(journey.propagation_ns.unwrap_or(0)),
+            });
+        }
+        // A second hello on one connection says nothing new.
+        Frame::Hello(_) => {}
+    }
+}
+
+/// Most messages of one type written for one snapshot: a recording is for replaying traffic, not
+/// for letting a bad snapshot fill a disk.
+const MAX_RECORDED_PER_SNAPSHOT: u64 = 1 << 20;
+
+/// Writes, as recording lines, the messages other than inv that arrived since the previous
+/// snapshot: the tap counts them and does not stream them, so they are placed at the snapshot's
+/// time (a replay sees them in one-second steps; inv messages keep their own times).
+fn record_messages(state: &State, recording: &Recording, session: u64, snapshot: &p2p_tap::protocol::Snapshot) {
+    let mut recorded = lock(&state.recorded);
+    let previous = match recorded.take() {
+        Some((s, counts)) if s == session => counts,
+        _ => vec![0; MessageKind::ALL.len()],
+    };
+    let at_ns = snapshot.uptime_ms.saturating_mul(1_000_000);
+    for ((kind, now), before) in MessageKind::ALL.iter().zip(&snapshot.messages).zip(&previous) {
+        if *kind == MessageKind::Inv {
+            continue;
+        }
+        let message = Observation::MessageEmitted {
+            kind: *kind,
+            inventory: &[],
+        };
+        for _ in 0..now.saturating_sub(*before).min(MAX_RECORDED_PER_SNAPSHOT) {
+            record_line(recording, at_ns, &message);
+        }
+    }
+    *recorded = Some((session, snapshot.messages.clone()));
+}
+
+/// One observation as a recording line (the line schema of `p2p_tap::wire`).
+fn record_line(recording: &Recording, at_ns: u64, observation: &Observation<'_>) {
+    let record = p2p_tap::wire::Record {
+        v: p2p_tap::wire::VERSION,
+        t: at_ns,
+        body: p2p_tap::wire::Body::from_observation(observation),
+    };
+    let line = p2p_tap::wire::encode(&record);
+    recording.tap_line(line.strip_suffix(b"\n").unwrap_or(&line));
 }
 
 /// Constant time in the token's length, so a local attacker cannot find it byte by byte.
@@ -368,48 +472,6 @@ fn token_matches(expected: Option<&str>, given: Option<&str>) -> bool {
         difference |= x ^ b.get(i).copied().unwrap_or(0);
     }
     difference == 0
-}
-
-fn start_session(state: &State, id: &str) {
-    let mut session = state.session.lock().unwrap_or_else(|e| e.into_inner());
-    match session.as_ref() {
-        // A reconnect of the same run (the sidecar or the socket came back): counts continue.
-        Some(current) if current.id == id => {}
-        previous => {
-            if previous.is_some() {
-                tracing::info!("the node restarted (new tap session)");
-                state.recorder.node_restarted();
-            }
-            state.metrics().sessions.inc();
-            *session = Some(Session {
-                id: id.to_owned(),
-                produced: 0,
-                dropped: 0,
-                lost: 0,
-            });
-        }
-    }
-}
-
-/// The client's counts are cumulative for its run; add what is new since the last stats.
-fn add_client_counts(state: &State, produced: u64, dropped: u64, lost: u64) {
-    let mut session = state.session.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(session) = session.as_mut() else {
-        return;
-    };
-    let m = state.metrics();
-    for (total, seen, counter) in [
-        (produced, &mut session.produced, &m.client_records),
-        (dropped, &mut session.dropped, &m.client_dropped[0]),
-        (lost, &mut session.lost, &m.client_dropped[1]),
-    ] {
-        // Within one run the client's counts only grow; a smaller one is ignored, never
-        // subtracted.
-        if total > *seen {
-            counter.inc_by(total - *seen);
-            *seen = total;
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,19 +1,27 @@
-//! The node-side tap: what the node adds to send its router's observations to the sidecar.
+//! The node-side tap (protocol v2): what the node links to let its sidecar see its P2P layer.
 //!
-//! - [`TapClient`] implements [`p2p_observe::Observer`]: hand it to the router (or call
-//!   [`TapClient::observe`] at each point of `docs/tap-integration.md`). It never blocks: records
-//!   go on a bounded queue, a full queue drops and counts, and a background task writes to the
-//!   sidecar, reconnecting with capped, jittered backoff.
-//! - [`wire`] is the format: versioned NDJSON records, one per observation (`docs/tap-protocol.md`).
-//! - [`framing`] splits a byte stream into bounded lines, for readers of the format.
+//! - [`Tap`] is the node's handle. Every count and level (events sent and received, lag, messages
+//!   by type, peers, blocks) is a relaxed atomic inside the node; the sidecar gets them as
+//!   cumulative snapshots, so they are exact whatever the connection does.
+//! - [`ChannelTap`] and [`SubscriberTap`] sit beside the node's own broadcast channel: the queue
+//!   length comes from counts, delivery latency from a ring of send instants, and the consumer's
+//!   service time per message type from its `recv` calls.
+//! - Only what needs per-item data is streamed: inv items (for the sidecar's duplicate tracker)
+//!   and block journeys, batched, bounded, and counted when dropped.
+//! - [`protocol`] is the wire format (`docs/tap-protocol.md`); [`wire`] is the older
+//!   one-record-per-line schema, kept as the line format of recordings.
 //!
-//! Dependencies are kept to serde, serde_json and a minimal tokio, so the node pays little to
+//! Dependencies are kept to serde, serde_json, hex and tokio's `sync`, so the node pays little to
 //! link it.
 
+pub mod channel;
 pub mod client;
-pub mod framing;
+pub mod histogram;
+mod journal;
+pub mod protocol;
 pub mod resources;
 pub mod wire;
 
-pub use client::{ClientStats, Endpoint, TapClient, TapConfig};
-pub use wire::{decode, encode, Body, Record, Reject, VERSION};
+pub use channel::{ChannelTap, SubscriberTap, SAMPLE_EVERY};
+pub use client::{Endpoint, Tap, TapConfig, TapItem};
+pub use protocol::{Reject, VERSION};

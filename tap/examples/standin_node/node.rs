@@ -1,9 +1,9 @@
-//! A stand-in for the node: its own router (one `tokio::sync::broadcast` channel of 2048, the
-//! node's API shape) and its consumer loop, with the tap calls exactly where
-//! `docs/tap-integration.md` puts them. Each call is marked `// TAP:`.
+//! A stand-in for the node: its own router (one `tokio::sync::broadcast` channel of 2048 of the
+//! node's own event type, the node's API shape) and its consumer loop, with the tap calls exactly
+//! where `docs/tap-integration.md` puts them. Each call is marked `// TAP:`.
 //!
-//! Shared by the example binary (`main.rs`) and the tests that prove the tap source gives the
-//! same metrics as the embedded source.
+//! Shared by the example binary (`main.rs`), the tests that prove the tap source gives the same
+//! metrics as the embedded source, and the benchmark of what the tap costs the node.
 
 #![allow(dead_code)]
 
@@ -11,12 +11,13 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use p2p_observe::{Direction, DisconnectReason, Observation, Observer};
+use p2p_observe::{Direction, DisconnectReason, MessageKind};
 use p2p_router::{
     InvType, Inventory, InventoryItem, NetMessage, PeerEvent, PeerId, PeerSummary, VersionInfo,
 };
+use p2p_tap::{ChannelTap, SubscriberTap, Tap};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::{broadcast, mpsc};
 
@@ -25,12 +26,13 @@ pub const EVENT_CHANNEL_SIZE: usize = 2048;
 pub const CHANNEL: &str = "events";
 pub const CONSUMER: &str = "consumer";
 
-/// The node's event, stamped when sent so the consumer can report delivery latency. If your
-/// events carry no send time, this 16-byte wrapper is the one change the tap asks of the type.
-#[derive(Clone, Debug)]
-pub struct Stamped {
-    pub sent_at: Instant,
-    pub event: PeerEvent,
+/// TAP: the one `match` the node writes: the message type of an event, for the consumer's
+/// service-time histograms.
+pub fn event_kind(event: &PeerEvent) -> Option<MessageKind> {
+    match event {
+        PeerEvent::Message { message, .. } => Some(message.kind()),
+        _ => None,
+    }
 }
 
 struct PeerHandle {
@@ -40,12 +42,12 @@ struct PeerHandle {
 
 struct RouterInner {
     peers: RwLock<HashMap<PeerId, PeerHandle>>,
-    events: broadcast::Sender<Stamped>,
+    events: broadcast::Sender<PeerEvent>,
     max_peers: usize,
-    capacity: usize,
     next_peer: AtomicU64,
-    // TAP: the router holds the tap (a `TapClient`, or anything implementing `Observer`).
-    tap: Arc<dyn Observer>,
+    // TAP: the router holds the tap handle and its channel's counts.
+    tap: Tap,
+    events_tap: ChannelTap,
 }
 
 #[derive(Clone)]
@@ -54,30 +56,38 @@ pub struct Router {
 }
 
 impl Router {
-    pub fn new(max_peers: usize, capacity: usize, tap: Arc<dyn Observer>) -> Router {
+    pub fn new(max_peers: usize, capacity: usize, tap: Tap) -> Router {
         let (events, _) = broadcast::channel(capacity);
-        // TAP: the channel and its capacity, once.
-        tap.observe(Observation::ChannelOpened {
-            channel: CHANNEL,
-            capacity,
-        });
+        // TAP: the channel and its capacity, once, where it is built.
+        let events_tap = tap.channel(CHANNEL, capacity);
         Router {
             inner: Arc::new(RouterInner {
                 peers: RwLock::new(HashMap::new()),
                 events,
                 max_peers,
-                capacity,
                 next_peer: AtomicU64::new(1),
                 tap,
+                events_tap,
             }),
         }
     }
 
-    pub fn subscribe(&self) -> Consumer {
+    /// The node's public `subscribe()`, unchanged.
+    pub fn subscribe(&self) -> broadcast::Receiver<PeerEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// The consumer loop, as the node's main builds it.
+    pub fn consumer(&self) -> Consumer {
+        let receiver = self.subscribe();
         Consumer {
-            receiver: self.inner.events.subscribe(),
-            tap: Arc::clone(&self.inner.tap),
-            first_seen: HashMap::new(),
+            receiver,
+            // TAP: the subscriber's counts, right after subscribing.
+            tap: self.inner.tap.clone(),
+            counts: self
+                .inner
+                .tap
+                .subscriber(&self.inner.events_tap, CONSUMER, event_kind),
             tip_height: 0,
         }
     }
@@ -94,7 +104,7 @@ impl Router {
             if peers.len() >= self.inner.max_peers {
                 drop(peers);
                 // TAP: a refused registration.
-                self.inner.tap.observe(Observation::PeerRefused);
+                self.inner.tap.peer_refused();
                 return Err(format!("peer limit reached ({})", self.inner.max_peers));
             }
             let id = PeerId(self.inner.next_peer.fetch_add(1, Ordering::Relaxed));
@@ -115,12 +125,10 @@ impl Router {
         };
         let id = summary.id;
         // TAP: a registered peer, by direction.
-        self.inner.tap.observe(Observation::PeerConnected {
-            direction: if inbound {
-                Direction::Inbound
-            } else {
-                Direction::Outbound
-            },
+        self.inner.tap.peer_connected(if inbound {
+            Direction::Inbound
+        } else {
+            Direction::Outbound
         });
         self.publish(PeerEvent::Connected(summary));
         Ok(id)
@@ -132,9 +140,9 @@ impl Router {
             let reason = reason.into();
             // TAP: the free-text reason is reduced to a closed set here, in the node; the text
             // never leaves the process.
-            self.inner.tap.observe(Observation::PeerDisconnected {
-                reason: DisconnectReason::classify(&reason),
-            });
+            self.inner
+                .tap
+                .peer_disconnected(DisconnectReason::classify(&reason));
             self.publish(PeerEvent::Disconnected { peer_id, reason });
         }
         removed
@@ -148,34 +156,24 @@ impl Router {
     }
 
     pub fn emit_message(&self, peer_id: PeerId, message: NetMessage) {
-        // TAP: the message's type, and an inv's items (borrowed: nothing is copied unless the
-        // record is queued).
-        self.inner.tap.observe(Observation::MessageEmitted {
-            kind: message.kind(),
-            inventory: message.announced_items(),
-        });
+        // TAP: the message's type, and an inv's items read in place.
+        self.inner
+            .tap
+            .message(message.kind(), message.announced_items());
         self.publish(PeerEvent::Message { peer_id, message });
     }
 
     fn publish(&self, event: PeerEvent) {
-        let _ = self.inner.events.send(Stamped {
-            sent_at: Instant::now(),
-            event,
-        });
-        // TAP: after every send, the channel's length (what its slowest subscriber has not seen).
-        self.inner.tap.observe(Observation::EventSent {
-            channel: CHANNEL,
-            queued: self.inner.events.len(),
-            capacity: self.inner.capacity,
-        });
+        // TAP: the send, through the channel's counts (sent, or reached no subscriber).
+        let _ = self.inner.events_tap.send(&self.inner.events, event);
     }
 }
 
 /// The node's consumer loop.
 pub struct Consumer {
-    receiver: broadcast::Receiver<Stamped>,
-    tap: Arc<dyn Observer>,
-    first_seen: HashMap<[u8; 32], Instant>,
+    receiver: broadcast::Receiver<PeerEvent>,
+    tap: Tap,
+    counts: SubscriberTap<PeerEvent>,
     tip_height: u64,
 }
 
@@ -183,13 +181,16 @@ impl Consumer {
     /// The loop as it runs in the node: handle each event, log on `Lagged`.
     pub async fn run(mut self, block_cost: Duration) {
         loop {
-            match self.receiver.recv().await {
-                Ok(stamped) => {
-                    if self.handle(stamped) {
+            // TAP: `recv` through the subscriber's counts (received, lagged, latency, service).
+            match self.counts.recv(&mut self.receiver).await {
+                Ok(event) => {
+                    if self.handle(event) {
                         tokio::time::sleep(block_cost).await;
                     }
                 }
-                Err(RecvError::Lagged(skipped)) => self.lagged(skipped),
+                Err(RecvError::Lagged(skipped)) => {
+                    eprintln!("WARN peer event loop lagged skipped={skipped}")
+                }
                 Err(RecvError::Closed) => return,
             }
         }
@@ -199,71 +200,42 @@ impl Consumer {
     pub fn drain(&mut self) -> usize {
         let mut handled = 0;
         loop {
-            match self.receiver.try_recv() {
-                Ok(stamped) => {
-                    self.handle(stamped);
+            self.counts.before_recv();
+            let result = self.receiver.try_recv();
+            // TAP: a node that calls `try_recv` itself reports what it returned.
+            self.counts.after_try_recv(&result);
+            match result {
+                Ok(event) => {
+                    self.handle(event);
                     handled += 1;
                 }
-                Err(TryRecvError::Lagged(skipped)) => self.lagged(skipped),
+                Err(TryRecvError::Lagged(skipped)) => {
+                    eprintln!("WARN peer event loop lagged skipped={skipped}")
+                }
                 Err(_) => return handled,
             }
         }
     }
 
-    fn lagged(&self, skipped: u64) {
-        // TAP: the `Lagged` arm, next to the node's own warning.
-        self.tap.observe(Observation::SubscriberLagged {
-            subscriber: CONSUMER,
-            skipped,
-        });
-        eprintln!("WARN peer event loop lagged skipped={skipped}");
-    }
-
     /// Returns whether the event was a block (the slow case).
-    fn handle(&mut self, stamped: Stamped) -> bool {
-        let taken = Instant::now();
-        // TAP: every receive, with the time since the send.
-        self.tap.observe(Observation::EventReceived {
-            subscriber: CONSUMER,
-            latency: stamped.sent_at.elapsed(),
-        });
-        let PeerEvent::Message { message, .. } = stamped.event else {
+    fn handle(&mut self, event: PeerEvent) -> bool {
+        let PeerEvent::Message { message, .. } = event else {
             return false;
         };
-        match message {
-            NetMessage::Inv(inventory) => {
-                for item in inventory.items.iter().filter(|i| i.kind == InvType::Block) {
-                    self.first_seen.entry(item.hash).or_insert(stamped.sent_at);
-                }
-                false
+        let NetMessage::Block(bytes) = message else {
+            return false;
+        };
+        if let Some((hash, height)) = decode_block(&bytes) {
+            if height > self.tip_height {
+                self.tip_height = height;
+                // TAP: the block is on the chain; its propagation is timed from its first inv.
+                self.tap.block_accepted(&hash, height);
+            } else {
+                // TAP: a block that did not connect to the best chain.
+                self.tap.block_orphaned();
             }
-            NetMessage::Block(bytes) => {
-                if let Some((hash, height)) = decode_block(&bytes) {
-                    let first_seen = self.first_seen.remove(&hash).unwrap_or(stamped.sent_at);
-                    if height > self.tip_height {
-                        let depth = 0u32; // a real node knows the fork point; see the guide.
-                        if depth > 0 {
-                            // TAP: a reorg, before the block that caused it.
-                            self.tap.observe(Observation::ChainReorganized { depth });
-                        }
-                        self.tip_height = height;
-                        // TAP: the block is on the best chain.
-                        self.tap.observe(Observation::BlockAccepted {
-                            hash,
-                            height,
-                            received: Some(stamped.sent_at.saturating_duration_since(first_seen)),
-                            delivered: Some(taken.saturating_duration_since(first_seen)),
-                            propagation: first_seen.elapsed(),
-                        });
-                    } else {
-                        // TAP: a block that did not connect to the best chain.
-                        self.tap.observe(Observation::BlockOrphaned);
-                    }
-                }
-                true
-            }
-            _ => false,
         }
+        true
     }
 }
 

@@ -1,0 +1,321 @@
+//! A channel's and its subscribers' counts, kept beside the node's own
+//! `tokio::sync::broadcast` channel without changing its type.
+//!
+//! The queue length is computed from counts, never from `Sender::len()` (which locks the tail and
+//! searches the slots): each subscriber's position is what it received plus what it skipped, and
+//! the queue after a send is the events sent minus the slowest position, capped at the capacity
+//! (a lagging receiver's skipped events are overwritten, not queued).
+//!
+//! Delivery latency uses a ring of send instants indexed by send sequence: a receiver knows the
+//! sequence of the event it got from its own position. One event in [`SAMPLE_EVERY`] is timed, so
+//! the clock is read on one send and two receives in eight.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use p2p_observe::MessageKind;
+use tokio::sync::broadcast::{self, error::RecvError, error::SendError, error::TryRecvError};
+
+use crate::histogram::{AtomicHistogram, DELIVERY_BOUNDS_NS, SERVICE_BOUNDS_NS};
+use crate::protocol::{ChannelCounts, SubscriberCounts};
+
+/// One event in this many is timed, for delivery latency and service time. Chosen by the event's
+/// send sequence, so the sample is uniform and both ends agree on it without talking.
+pub const SAMPLE_EVERY: u64 = 8;
+
+/// Subscribers of one channel whose positions bound its queue; the node has one. Past this, a
+/// subscriber still counts what it receives but does not hold the queue length up.
+const MAX_SUBSCRIBERS: usize = 8;
+
+/// A send instant in the ring, tagged with its sequence so a receiver never reads a stale slot.
+struct Stamp {
+    seq: AtomicU64,
+    at_ns: AtomicU64,
+}
+
+pub(crate) struct ChannelShared {
+    pub(crate) name: String,
+    capacity: u64,
+    sent: AtomicU64,
+    unsubscribed: AtomicU64,
+    peak: AtomicU64,
+    ring: Box<[Stamp]>,
+    subscribers: [OnceLock<Arc<SubscriberShared>>; MAX_SUBSCRIBERS],
+    subscriber_slots: AtomicUsize,
+    clock: Arc<Clock>,
+}
+
+/// The tap's time origin, and a coarse millisecond clock refreshed by timed sends and the writer,
+/// so a journal entry is stamped without reading the clock.
+pub(crate) struct Clock {
+    pub(crate) origin: Instant,
+    pub(crate) coarse_ms: std::sync::atomic::AtomicU32,
+}
+
+impl Clock {
+    pub(crate) fn new() -> Clock {
+        Clock {
+            origin: Instant::now(),
+            coarse_ms: std::sync::atomic::AtomicU32::new(0),
+        }
+    }
+
+    pub(crate) fn now_ns(&self) -> u64 {
+        let ns = u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.coarse_ms
+            .store((ns / 1_000_000) as u32, Ordering::Relaxed);
+        ns
+    }
+}
+
+impl ChannelShared {
+    pub(crate) fn new(name: &str, capacity: usize, clock: Arc<Clock>) -> ChannelShared {
+        // Every event still in the channel must have its stamp in the ring.
+        let slots = (capacity as u64 / SAMPLE_EVERY + 1).next_power_of_two() as usize * 2;
+        ChannelShared {
+            name: name.to_owned(),
+            capacity: capacity.max(1) as u64,
+            sent: AtomicU64::new(0),
+            unsubscribed: AtomicU64::new(0),
+            peak: AtomicU64::new(0),
+            ring: (0..slots)
+                .map(|_| Stamp {
+                    seq: AtomicU64::new(u64::MAX),
+                    at_ns: AtomicU64::new(0),
+                })
+                .collect(),
+            subscribers: std::array::from_fn(|_| OnceLock::new()),
+            subscriber_slots: AtomicUsize::new(0),
+            clock,
+        }
+    }
+
+    fn sent_one(&self) {
+        let seq = self.sent.fetch_add(1, Ordering::Relaxed);
+        if seq % SAMPLE_EVERY == 0 {
+            let stamp = &self.ring[(seq / SAMPLE_EVERY) as usize % self.ring.len()];
+            stamp.at_ns.store(self.clock.now_ns(), Ordering::Relaxed);
+            stamp.seq.store(seq, Ordering::Release);
+        }
+        let queued = self.queued_after(seq + 1);
+        if queued > self.peak.load(Ordering::Relaxed) {
+            self.peak.fetch_max(queued, Ordering::Relaxed);
+        }
+    }
+
+    fn queued_after(&self, sent: u64) -> u64 {
+        let slots = self.subscriber_slots.load(Ordering::Acquire);
+        let slowest = self.subscribers[..slots.min(MAX_SUBSCRIBERS)]
+            .iter()
+            .filter_map(|slot| slot.get())
+            .filter(|s| s.active.load(Ordering::Relaxed))
+            .map(|s| s.position.load(Ordering::Relaxed))
+            .min()
+            .unwrap_or(sent);
+        sent.saturating_sub(slowest).min(self.capacity)
+    }
+
+    fn sent_at_ns(&self, seq: u64) -> Option<u64> {
+        let stamp = &self.ring[(seq / SAMPLE_EVERY) as usize % self.ring.len()];
+        (stamp.seq.load(Ordering::Acquire) == seq).then(|| stamp.at_ns.load(Ordering::Relaxed))
+    }
+
+    fn attach(&self, subscriber: &Arc<SubscriberShared>) {
+        let slot = self.subscriber_slots.fetch_add(1, Ordering::AcqRel);
+        if let Some(cell) = self.subscribers.get(slot) {
+            let _ = cell.set(Arc::clone(subscriber));
+        }
+    }
+
+    /// The counts for a snapshot; the peak restarts from the current queue.
+    pub(crate) fn snapshot(&self) -> ChannelCounts {
+        let sent = self.sent.load(Ordering::Relaxed);
+        let queued = self.queued_after(sent);
+        let peak = self.peak.swap(queued, Ordering::Relaxed).max(queued);
+        ChannelCounts {
+            name: self.name.clone(),
+            capacity: self.capacity,
+            sent,
+            unsubscribed: self.unsubscribed.load(Ordering::Relaxed),
+            queued,
+            peak,
+        }
+    }
+}
+
+/// The node's handle on one channel: call [`ChannelTap::send`] where the node calls
+/// `Sender::send`. Cheap to clone.
+#[derive(Clone)]
+pub struct ChannelTap {
+    pub(crate) shared: Arc<ChannelShared>,
+}
+
+impl ChannelTap {
+    /// Sends `event` on `sender` and counts it: as sent if it entered the channel, apart if the
+    /// channel had no subscriber. Returns what `send` returned.
+    #[inline]
+    pub fn send<T>(
+        &self,
+        sender: &broadcast::Sender<T>,
+        event: T,
+    ) -> Result<usize, SendError<T>> {
+        let result = sender.send(event);
+        self.record_send(result.is_ok());
+        result
+    }
+
+    /// Counts a send the node made itself: `entered` is `send(..).is_ok()`.
+    #[inline]
+    pub fn record_send(&self, entered: bool) {
+        if entered {
+            self.shared.sent_one();
+        } else {
+            self.shared.unsubscribed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+pub(crate) struct SubscriberShared {
+    pub(crate) name: String,
+    channel: String,
+    position: AtomicU64,
+    received: AtomicU64,
+    lagged: AtomicU64,
+    active: AtomicBool,
+    latency: AtomicHistogram,
+    service: [AtomicHistogram; MessageKind::ALL.len()],
+}
+
+impl SubscriberShared {
+    pub(crate) fn snapshot(&self) -> SubscriberCounts {
+        SubscriberCounts {
+            name: self.name.clone(),
+            channel: self.channel.clone(),
+            received: self.received.load(Ordering::Relaxed),
+            lagged: self.lagged.load(Ordering::Relaxed),
+            latency: self.latency.snapshot(),
+            service: self.service.iter().map(|h| h.snapshot()).collect(),
+        }
+    }
+}
+
+/// Subscribes a subscriber's counts to `channel`, starting at the channel's current position
+/// (where a receiver subscribed now starts).
+pub(crate) fn subscriber_shared(name: &str, channel: &ChannelShared) -> Arc<SubscriberShared> {
+    let shared = Arc::new(SubscriberShared {
+        name: name.to_owned(),
+        channel: channel.name.clone(),
+        position: AtomicU64::new(channel.sent.load(Ordering::Relaxed)),
+        received: AtomicU64::new(0),
+        lagged: AtomicU64::new(0),
+        active: AtomicBool::new(true),
+        latency: AtomicHistogram::new(DELIVERY_BOUNDS_NS),
+        service: std::array::from_fn(|_| AtomicHistogram::new(SERVICE_BOUNDS_NS)),
+    });
+    channel.attach(&shared);
+    shared
+}
+
+/// The consumer's handle: call [`SubscriberTap::recv`] instead of `Receiver::recv`. Owned by the
+/// one task that receives, so its counts are written without read-modify-write.
+pub struct SubscriberTap<T> {
+    shared: Arc<SubscriberShared>,
+    channel: Arc<ChannelShared>,
+    kind_of: fn(&T) -> Option<MessageKind>,
+    /// A timed event being served: its type and when `recv` returned it.
+    serving: Option<(MessageKind, u64)>,
+}
+
+impl<T> SubscriberTap<T> {
+    pub(crate) fn new(
+        shared: Arc<SubscriberShared>,
+        channel: Arc<ChannelShared>,
+        kind_of: fn(&T) -> Option<MessageKind>,
+    ) -> SubscriberTap<T> {
+        SubscriberTap {
+            shared,
+            channel,
+            kind_of,
+            serving: None,
+        }
+    }
+
+    /// Receives from `receiver` and counts what came back: an event (and, for one in
+    /// [`SAMPLE_EVERY`], its latency and the service time of the message before it), a lag of `n`
+    /// skipped events, or the end of the channel.
+    pub async fn recv(&mut self, receiver: &mut broadcast::Receiver<T>) -> Result<T, RecvError>
+    where
+        T: Clone,
+    {
+        self.before_recv();
+        let result = receiver.recv().await;
+        self.after_recv(&result);
+        result
+    }
+
+    /// For a node that calls `recv` itself: call right before it.
+    #[inline]
+    pub fn before_recv(&mut self) {
+        if let Some((kind, returned_ns)) = self.serving.take() {
+            let now = self.channel.clock.now_ns();
+            self.shared.service[kind.index()].observe_ns(now.saturating_sub(returned_ns));
+        }
+    }
+
+    /// For a node that calls `recv` itself: call with what it returned.
+    #[inline]
+    pub fn after_recv(&mut self, result: &Result<T, RecvError>) {
+        match result {
+            Ok(event) => self.received(event),
+            Err(RecvError::Lagged(skipped)) => self.lagged(*skipped),
+            Err(RecvError::Closed) => {}
+        }
+    }
+
+    /// For a node that calls `try_recv`: call with what it returned.
+    #[inline]
+    pub fn after_try_recv(&mut self, result: &Result<T, TryRecvError>) {
+        match result {
+            Ok(event) => self.received(event),
+            Err(TryRecvError::Lagged(skipped)) => self.lagged(*skipped),
+            Err(TryRecvError::Empty | TryRecvError::Closed) => {}
+        }
+    }
+
+    #[inline]
+    fn received(&mut self, event: &T) {
+        let s = &*self.shared;
+        let seq = s.position.load(Ordering::Relaxed);
+        s.position.store(seq + 1, Ordering::Relaxed);
+        s.received
+            .store(s.received.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        if seq % SAMPLE_EVERY == 0 {
+            self.timed(seq, event);
+        }
+    }
+
+    fn lagged(&mut self, skipped: u64) {
+        let s = &*self.shared;
+        s.position
+            .store(s.position.load(Ordering::Relaxed) + skipped, Ordering::Relaxed);
+        s.lagged
+            .store(s.lagged.load(Ordering::Relaxed) + skipped, Ordering::Relaxed);
+    }
+
+    #[cold]
+    fn timed(&mut self, seq: u64, event: &T) {
+        let now = self.channel.clock.now_ns();
+        if let Some(sent) = self.channel.sent_at_ns(seq) {
+            self.shared.latency.observe_ns(now.saturating_sub(sent));
+        }
+        self.serving = (self.kind_of)(event).map(|kind| (kind, now));
+    }
+}
+
+impl<T> Drop for SubscriberTap<T> {
+    fn drop(&mut self) {
+        // A consumer that is gone no longer holds the queue length up.
+        self.shared.active.store(false, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,108 @@
+//! Where the tap sends and how often: [`TapConfig`] and its [`Endpoint`].
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where the sidecar listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// A Unix socket (the default deployment: a shared volume, file permissions for access).
+    Unix(PathBuf),
+    /// TCP, for when the node and the sidecar share no filesystem; loopback unless you know why.
+    Tcp(SocketAddr),
+}
+
+impl Endpoint {
+    /// `host:port` (an IP address) is TCP; anything else is a Unix socket path. A `unix:` prefix
+    /// forces a path.
+    pub fn parse(text: &str) -> Endpoint {
+        if let Some(path) = text.strip_prefix("unix:") {
+            return Endpoint::Unix(path.into());
+        }
+        match text.parse::<SocketAddr>() {
+            Ok(address) => Endpoint::Tcp(address),
+            Err(_) => Endpoint::Unix(text.into()),
+        }
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Unix(path) => write!(f, "unix:{}", path.display()),
+            Endpoint::Tcp(address) => write!(f, "{address}"),
+        }
+    }
+}
+
+impl From<&str> for Endpoint {
+    fn from(text: &str) -> Endpoint {
+        Endpoint::parse(text)
+    }
+}
+
+impl From<PathBuf> for Endpoint {
+    fn from(path: PathBuf) -> Endpoint {
+        Endpoint::Unix(path)
+    }
+}
+
+impl From<SocketAddr> for Endpoint {
+    fn from(address: SocketAddr) -> Endpoint {
+        Endpoint::Tcp(address)
+    }
+}
+
+/// The tap's knobs. [`TapConfig::new`] has the defaults.
+#[derive(Clone, Debug)]
+pub struct TapConfig {
+    pub endpoint: Endpoint,
+    /// Sent in the hello when the sidecar requires a token.
+    pub token: Option<String>,
+    /// The client's name in the hello, for the sidecar's log.
+    pub client: String,
+    /// How often a snapshot of every count is sent. The sidecar's idle timeout is 10 s, so keep
+    /// this well below it.
+    pub snapshot_every: Duration,
+    /// How often the detail buffer (inv items, block journeys) is written out.
+    pub flush_every: Duration,
+    /// Bytes of inv items held between flushes, or while the sidecar is away; past it, entries
+    /// are dropped and counted (counts stay exact). Each item takes 33 bytes.
+    pub detail_buffer_bytes: usize,
+    /// Read this process's resident memory and CPU time from `/proc` at every snapshot.
+    pub sample_resources: bool,
+    /// First reconnect delay; doubles on each failure up to `backoff_max`, each delay jittered
+    /// down to half so restarted sidecars are not hit by every node at once.
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    /// How long a blocked write to the sidecar may take before the connection is dropped.
+    pub write_timeout: Duration,
+}
+
+impl TapConfig {
+    pub fn new(endpoint: impl Into<Endpoint>) -> TapConfig {
+        TapConfig {
+            endpoint: endpoint.into(),
+            token: None,
+            client: concat!("p2p-tap/", env!("CARGO_PKG_VERSION")).to_owned(),
+            snapshot_every: Duration::from_secs(1),
+            flush_every: Duration::from_millis(50),
+            detail_buffer_bytes: 512 * 1024,
+            sample_resources: true,
+            backoff_min: Duration::from_millis(50),
+            backoff_max: Duration::from_secs(5),
+            write_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// From the environment: `P2P_TAP_SOCKET` (a path or `host:port`) and `P2P_TAP_TOKEN`. `None`
+    /// when `P2P_TAP_SOCKET` is unset: the node runs with a tap that counts but sends nothing.
+    pub fn from_env() -> Option<TapConfig> {
+        let endpoint = std::env::var("P2P_TAP_SOCKET").ok()?;
+        let mut config = TapConfig::new(Endpoint::parse(&endpoint));
+        config.token = std::env::var("P2P_TAP_TOKEN").ok();
+        Some(config)
+    }
+}

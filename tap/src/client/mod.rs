@@ -1,0 +1,345 @@
+//! The node's handle on the tap: [`Tap`]. Counts live here as relaxed atomics; a writer thread
+//! sends them to the sidecar as cumulative snapshots, with the detail buffer between.
+
+mod config;
+mod writer;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use p2p_observe::{Direction, DisconnectReason, InvType, InventoryItem, MessageKind};
+
+pub use config::{Endpoint, TapConfig};
+
+use crate::channel::{self, ChannelShared, ChannelTap, Clock, SubscriberShared, SubscriberTap};
+use crate::histogram::{AtomicHistogram, PROPAGATION_BOUNDS_NS};
+use crate::journal::Journal;
+use crate::protocol::{BlockCounts, Journey, PeerCounts, Snapshot};
+
+/// An inventory item as the node holds it; implement it for the node's own type so the tap reads
+/// the items in place (no copy into the tap's type on the hot path).
+pub trait TapItem {
+    fn inv_type(&self) -> InvType;
+    fn hash(&self) -> &[u8; 32];
+}
+
+impl TapItem for InventoryItem {
+    fn inv_type(&self) -> InvType {
+        self.kind
+    }
+
+    fn hash(&self) -> &[u8; 32] {
+        &self.hash
+    }
+}
+
+/// Blocks whose first announcement is remembered for their propagation time; past it, the oldest
+/// is forgotten (and that block counted as unannounced if it is ever accepted).
+const ANNOUNCED_BLOCKS: usize = 4096;
+/// Block journeys held for the writer; past it they are dropped and counted.
+const JOURNEYS: usize = 1024;
+
+#[derive(Default)]
+struct Announced {
+    first_seen_ns: HashMap<[u8; 32], u64>,
+    order: VecDeque<[u8; 32]>,
+}
+
+pub(crate) struct Shared {
+    pub(crate) session: u64,
+    pub(crate) clock: Arc<Clock>,
+    channels: Mutex<Vec<Arc<ChannelShared>>>,
+    subscribers: Mutex<Vec<Arc<SubscriberShared>>>,
+    messages: [AtomicU64; MessageKind::ALL.len()],
+    inv_messages: AtomicU64,
+    inv_items: AtomicU64,
+    inbound: AtomicU64,
+    outbound: AtomicU64,
+    disconnected: [AtomicU64; DisconnectReason::ALL.len()],
+    refused: AtomicU64,
+    accepted: AtomicU64,
+    unannounced: AtomicU64,
+    orphaned: AtomicU64,
+    reorgs: AtomicU64,
+    reorg_depth: AtomicU64,
+    reorgs_unknown_depth: AtomicU64,
+    propagation: AtomicHistogram,
+    announced: Mutex<Announced>,
+    pub(crate) journal: Journal,
+    pub(crate) journeys: Mutex<VecDeque<Journey>>,
+    journeys_total: AtomicU64,
+    journeys_dropped: AtomicU64,
+    snapshots: AtomicU64,
+}
+
+impl Shared {
+    fn new(detail_buffer_bytes: usize) -> Shared {
+        let zero = || AtomicU64::new(0);
+        Shared {
+            session: random_session(),
+            clock: Arc::new(Clock::new()),
+            channels: Mutex::new(Vec::new()),
+            subscribers: Mutex::new(Vec::new()),
+            messages: std::array::from_fn(|_| zero()),
+            inv_messages: zero(),
+            inv_items: zero(),
+            inbound: zero(),
+            outbound: zero(),
+            disconnected: std::array::from_fn(|_| zero()),
+            refused: zero(),
+            accepted: zero(),
+            unannounced: zero(),
+            orphaned: zero(),
+            reorgs: zero(),
+            reorg_depth: zero(),
+            reorgs_unknown_depth: zero(),
+            propagation: AtomicHistogram::new(PROPAGATION_BOUNDS_NS),
+            announced: Mutex::new(Announced::default()),
+            journal: Journal::new(detail_buffer_bytes),
+            journeys: Mutex::new(VecDeque::new()),
+            journeys_total: zero(),
+            journeys_dropped: zero(),
+            snapshots: zero(),
+        }
+    }
+
+    /// Every count now. Subscribers are read before channels, so a snapshot's `sent` is at least
+    /// every subscriber's `received + lagged`.
+    pub(crate) fn snapshot(&self, last: bool) -> Snapshot {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let subscribers = lock(&self.subscribers).iter().map(|s| s.snapshot()).collect();
+        let channels = lock(&self.channels).iter().map(|c| c.snapshot()).collect();
+        Snapshot {
+            seq: self.snapshots.fetch_add(1, Ordering::Relaxed),
+            uptime_ms: self.clock.origin.elapsed().as_millis() as u64,
+            last,
+            channels,
+            subscribers,
+            messages: self.messages.iter().map(load).collect(),
+            inv_messages: load(&self.inv_messages),
+            inv_items: load(&self.inv_items),
+            peers: PeerCounts {
+                inbound: load(&self.inbound),
+                outbound: load(&self.outbound),
+                disconnected: self.disconnected.iter().map(load).collect(),
+                refused: load(&self.refused),
+            },
+            blocks: BlockCounts {
+                accepted: load(&self.accepted),
+                unannounced: load(&self.unannounced),
+                orphaned: load(&self.orphaned),
+                reorgs: load(&self.reorgs),
+                reorg_depth: load(&self.reorg_depth),
+                reorgs_unknown_depth: load(&self.reorgs_unknown_depth),
+                propagation: self.propagation.snapshot(),
+            },
+            detail: self
+                .journal
+                .counts(load(&self.journeys_total), load(&self.journeys_dropped)),
+            resources: None,
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn random_session() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState is seeded from the OS; mixing in the time and pid keeps two runs apart even
+    // where it is not.
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    hasher.write_u32(std::process::id());
+    hasher.finish()
+}
+
+/// The node's handle on the tap. Create it where the router is built (inside a library is fine:
+/// it needs no runtime), clone it to wherever the node reports, and keep one clone until
+/// shutdown: when the last clone is dropped, the writer sends a final snapshot and stops.
+#[derive(Clone)]
+pub struct Tap {
+    shared: Arc<Shared>,
+    _owner: Arc<writer::Owner>,
+}
+
+impl Tap {
+    /// Starts the writer thread for `config`; it connects in the background and never blocks the
+    /// node.
+    pub fn new(config: TapConfig) -> Tap {
+        let shared = Arc::new(Shared::new(config.detail_buffer_bytes));
+        let owner = writer::Owner::start(Arc::clone(&shared), Some(config));
+        Tap {
+            shared,
+            _owner: Arc::new(owner),
+        }
+    }
+
+    /// A tap that counts and sends nothing, for a node started without a sidecar.
+    pub fn disabled() -> Tap {
+        let shared = Arc::new(Shared::new(0));
+        let owner = writer::Owner::start(Arc::clone(&shared), None);
+        Tap {
+            shared,
+            _owner: Arc::new(owner),
+        }
+    }
+
+    /// [`TapConfig::from_env`], or a disabled tap when `P2P_TAP_SOCKET` is unset.
+    pub fn from_env() -> Tap {
+        TapConfig::from_env().map_or_else(Tap::disabled, Tap::new)
+    }
+
+    /// The random id of this node run, as sent in every hello.
+    pub fn session(&self) -> u64 {
+        self.shared.session
+    }
+
+    /// The counts of the channel named `name` (the node's single channel is `events`), created
+    /// on first use with `capacity`.
+    pub fn channel(&self, name: &str, capacity: usize) -> ChannelTap {
+        let mut channels = lock(&self.shared.channels);
+        if let Some(existing) = channels.iter().find(|c| c.name == name) {
+            return ChannelTap {
+                shared: Arc::clone(existing),
+            };
+        }
+        let shared = Arc::new(ChannelShared::new(
+            name,
+            capacity,
+            Arc::clone(&self.shared.clock),
+        ));
+        channels.push(Arc::clone(&shared));
+        ChannelTap { shared }
+    }
+
+    /// The counts of a subscriber of `channel` (the node's consumer loop is `consumer`), starting
+    /// from now. Call right after `subscribe()`. `kind_of` names the message type of an event,
+    /// for the service-time histograms (`None` for events that are not messages).
+    pub fn subscriber<T>(
+        &self,
+        channel: &ChannelTap,
+        name: &str,
+        kind_of: fn(&T) -> Option<MessageKind>,
+    ) -> SubscriberTap<T> {
+        let shared = channel::subscriber_shared(name, &channel.shared);
+        lock(&self.shared.subscribers).push(Arc::clone(&shared));
+        SubscriberTap::new(shared, Arc::clone(&channel.shared), kind_of)
+    }
+
+    /// A peer emitted a message; `inventory` holds an inv's items (empty otherwise). Counts it,
+    /// and copies an inv's items into the detail buffer for the duplicate tracker.
+    #[inline]
+    pub fn message<I: TapItem>(&self, kind: MessageKind, inventory: &[I]) {
+        let s = &*self.shared;
+        s.messages[kind.index()].fetch_add(1, Ordering::Relaxed);
+        if kind == MessageKind::Inv {
+            s.inv_messages.fetch_add(1, Ordering::Relaxed);
+            s.inv_items
+                .fetch_add(inventory.len() as u64, Ordering::Relaxed);
+            let at_ms = s.clock.coarse_ms.load(Ordering::Relaxed);
+            s.journal
+                .push(at_ms, inventory.iter().map(|i| (i.inv_type(), *i.hash())));
+            if inventory.iter().any(|i| i.inv_type() == InvType::Block) {
+                self.blocks_announced(inventory);
+            }
+        }
+    }
+
+    #[cold]
+    fn blocks_announced<I: TapItem>(&self, inventory: &[I]) {
+        let now = self.shared.clock.now_ns();
+        let mut announced = lock(&self.shared.announced);
+        for item in inventory.iter().filter(|i| i.inv_type() == InvType::Block) {
+            if announced.first_seen_ns.contains_key(item.hash()) {
+                continue;
+            }
+            if announced.order.len() >= ANNOUNCED_BLOCKS {
+                if let Some(oldest) = announced.order.pop_front() {
+                    announced.first_seen_ns.remove(&oldest);
+                }
+            }
+            announced.first_seen_ns.insert(*item.hash(), now);
+            announced.order.push_back(*item.hash());
+        }
+    }
+
+    /// A peer completed its handshake and was registered.
+    pub fn peer_connected(&self, direction: Direction) {
+        match direction {
+            Direction::Inbound => &self.shared.inbound,
+            Direction::Outbound => &self.shared.outbound,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A registration was refused (the router was full).
+    pub fn peer_refused(&self) {
+        self.shared.refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A registered peer went away; [`DisconnectReason::classify`] reduces the node's text.
+    pub fn peer_disconnected(&self, reason: DisconnectReason) {
+        self.shared.disconnected[reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The node connected a block to its chain (best chain or a side branch). Its propagation is
+    /// measured from the first inv that announced it, when one did.
+    pub fn block_accepted(&self, hash: &[u8; 32], height: u64) {
+        let s = &*self.shared;
+        s.accepted.fetch_add(1, Ordering::Relaxed);
+        let first_seen = lock(&s.announced).first_seen_ns.get(hash).copied();
+        let propagation_ns = first_seen.map(|at| s.clock.now_ns().saturating_sub(at));
+        match propagation_ns {
+            Some(ns) => s.propagation.observe_ns(ns),
+            None => {
+                s.unannounced.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        s.journeys_total.fetch_add(1, Ordering::Relaxed);
+        let mut journeys = lock(&s.journeys);
+        if journeys.len() >= JOURNEYS {
+            s.journeys_dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        journeys.push_back(Journey {
+            hash: *hash,
+            height,
+            propagation_ns,
+        });
+    }
+
+    /// A block that does not connect to any known chain (its parent is unknown).
+    pub fn block_orphaned(&self) {
+        self.shared.orphaned.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The best chain switched branches, undoing `depth` blocks (`None` when the node does not
+    /// know how many).
+    pub fn chain_reorganized(&self, depth: Option<u32>) {
+        let s = &*self.shared;
+        s.reorgs.fetch_add(1, Ordering::Relaxed);
+        match depth {
+            Some(depth) => s.reorg_depth.fetch_add(depth as u64, Ordering::Relaxed),
+            None => s.reorgs_unknown_depth.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+
+    /// Every count now, as the next snapshot would carry them (for tests and a node's own logs).
+    pub fn snapshot(&self) -> Snapshot {
+        self.shared.snapshot(false)
+    }
+
+    /// Sends a final snapshot and stops the writer, waiting up to `timeout` for the sidecar to
+    /// take it. Dropping the last clone does the same with a 2 s wait.
+    pub fn shutdown(&self, timeout: Duration) {
+        self._owner.shutdown(timeout);
+    }
+}
