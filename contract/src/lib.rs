@@ -52,7 +52,7 @@ pub const METRICS: &[MetricDef] = &[
     def("p2p_events_received_total", C, &["subscriber"], "Events a subscriber received."),
     def("p2p_event_channel_lag_total", C, &["subscriber"], "Events a subscriber skipped because it lagged (sum of RecvError::Lagged(n))."),
     def("p2p_event_channel_capacity", G, &["channel"], "Configured capacity of a router channel, in events."),
-    def("p2p_event_channel_queued_events", G, &["channel"], "Events queued and not yet seen by the slowest subscriber, after the latest send."),
+    def("p2p_event_channel_queued_events", G, &["channel"], "Events queued and not yet seen by the slowest subscriber: after the latest send (embedded source), at the latest snapshot (tap source)."),
     def("p2p_event_channel_usage_ratio", H, &["channel"], "Channel fill (queued / capacity) right after each send; a burst between scrapes shows in the upper buckets."),
     def("p2p_event_channel_usage_peak_ratio", G, &["channel"], "Highest channel fill (queued / capacity) over the last peak window (--peak-window)."),
     def("p2p_event_delivery_latency_seconds", H, &["subscriber"], "Time from an event's send to its receipt by a subscriber."),

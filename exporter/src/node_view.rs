@@ -37,7 +37,9 @@ pub struct NodeView {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Accepted {
     /// The session's first snapshot this sidecar has seen: a new node run if `restarted`.
-    First { restarted: bool },
+    First {
+        restarted: bool,
+    },
     Next,
 }
 
@@ -51,11 +53,7 @@ impl NodeView {
     }
 
     /// Checks `snapshot` (ranges, and no count going backwards within `session`) and serves it.
-    pub fn accept(
-        &self,
-        session: u64,
-        snapshot: Snapshot,
-    ) -> Result<Accepted, p2p_tap::Reject> {
+    pub fn accept(&self, session: u64, snapshot: Snapshot) -> Result<Accepted, p2p_tap::Reject> {
         let mut view = self.view.lock().unwrap_or_else(|e| e.into_inner());
         let same_session = view.as_ref().filter(|v| v.session == session);
         snapshot.check(same_session.map(|v| &v.snapshot))?;
@@ -170,8 +168,16 @@ fn families(view: &View, now: u64, window: u64) -> Vec<MetricFamily> {
     out.counter("p2p_inv_items_total", &[], s.inv_items);
     let p = &s.peers;
     out.gauge("p2p_peers", &[], p.current() as f64);
-    out.counter("p2p_peer_connections_total", &[("direction", "inbound")], p.inbound);
-    out.counter("p2p_peer_connections_total", &[("direction", "outbound")], p.outbound);
+    out.counter(
+        "p2p_peer_connections_total",
+        &[("direction", "inbound")],
+        p.inbound,
+    );
+    out.counter(
+        "p2p_peer_connections_total",
+        &[("direction", "outbound")],
+        p.outbound,
+    );
     for (reason, count) in DisconnectReason::ALL.iter().zip(&p.disconnected) {
         out.counter(
             "p2p_peer_disconnections_total",
@@ -224,7 +230,13 @@ fn families(view: &View, now: u64, window: u64) -> Vec<MetricFamily> {
 struct Families(Vec<MetricFamily>);
 
 impl Families {
-    fn push(&mut self, name: &str, kind: MetricType, labels: &[(&str, &str)], mut metric: proto::Metric) {
+    fn push(
+        &mut self,
+        name: &str,
+        kind: MetricType,
+        labels: &[(&str, &str)],
+        mut metric: proto::Metric,
+    ) {
         metric.set_label(
             labels
                 .iter()
@@ -263,7 +275,12 @@ impl Families {
     fn gauge(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
         let mut gauge = proto::Gauge::default();
         gauge.set_value(value);
-        self.push(name, MetricType::GAUGE, labels, proto::Metric::from_gauge(gauge));
+        self.push(
+            name,
+            MetricType::GAUGE,
+            labels,
+            proto::Metric::from_gauge(gauge),
+        );
     }
 
     fn histogram(

@@ -146,7 +146,10 @@ impl Recorder {
             let view = Arc::new(crate::node_view::NodeView::new(peak_window_seconds));
             registry.register(Box::new(crate::node_view::NodeCollector(Arc::clone(&view))))?;
             let unserved = Registry::new();
-            (Metrics::new(registry, &unserved, config.source)?, Some(view))
+            (
+                Metrics::new(registry, &unserved, config.source)?,
+                Some(view),
+            )
         } else {
             (Metrics::new(registry, registry, config.source)?, None)
         };

@@ -303,10 +303,18 @@ async fn handshake(
 ) -> Result<Hello, (ConnectionResult, &'static str)> {
     let first = match tokio::time::timeout(HELLO_TIMEOUT, frames.next()).await {
         Err(_) => return Err((ConnectionResult::HelloTimeout, "no hello within 10 s")),
-        Ok(None) => return Err((ConnectionResult::ClosedBeforeHello, "closed before its hello")),
+        Ok(None) => {
+            return Err((
+                ConnectionResult::ClosedBeforeHello,
+                "closed before its hello",
+            ))
+        }
         Ok(Some(Err(_))) => {
             state.metrics().reject(Reject::TooLarge).inc();
-            return Err((ConnectionResult::RefusedHandshake, "the first frame was too large"));
+            return Err((
+                ConnectionResult::RefusedHandshake,
+                "the first frame was too large",
+            ));
         }
         Ok(Some(Ok(frame))) => frame,
     };
@@ -330,7 +338,10 @@ async fn handshake(
                     "a tap of another protocol version connected: upgrade the older side"
                 );
             }
-            Err((ConnectionResult::RefusedHandshake, "the first frame was not a valid hello"))
+            Err((
+                ConnectionResult::RefusedHandshake,
+                "the first frame was not a valid hello",
+            ))
         }
     }
 }
@@ -427,14 +438,23 @@ const MAX_RECORDED_PER_SNAPSHOT: u64 = 1 << 20;
 /// Writes, as recording lines, the messages other than inv that arrived since the previous
 /// snapshot: the tap counts them and does not stream them, so they are placed at the snapshot's
 /// time (a replay sees them in one-second steps; inv messages keep their own times).
-fn record_messages(state: &State, recording: &Recording, session: u64, snapshot: &p2p_tap::protocol::Snapshot) {
+fn record_messages(
+    state: &State,
+    recording: &Recording,
+    session: u64,
+    snapshot: &p2p_tap::protocol::Snapshot,
+) {
     let mut recorded = lock(&state.recorded);
     let previous = match recorded.take() {
         Some((s, counts)) if s == session => counts,
         _ => vec![0; MessageKind::ALL.len()],
     };
     let at_ns = snapshot.uptime_ms.saturating_mul(1_000_000);
-    for ((kind, now), before) in MessageKind::ALL.iter().zip(&snapshot.messages).zip(&previous) {
+    for ((kind, now), before) in MessageKind::ALL
+        .iter()
+        .zip(&snapshot.messages)
+        .zip(&previous)
+    {
         if *kind == MessageKind::Inv {
             continue;
         }

@@ -155,11 +155,7 @@ impl ChannelTap {
     /// Sends `event` on `sender` and counts it: as sent if it entered the channel, apart if the
     /// channel had no subscriber. Returns what `send` returned.
     #[inline]
-    pub fn send<T>(
-        &self,
-        sender: &broadcast::Sender<T>,
-        event: T,
-    ) -> Result<usize, SendError<T>> {
+    pub fn send<T>(&self, sender: &broadcast::Sender<T>, event: T) -> Result<usize, SendError<T>> {
         let result = sender.send(event);
         self.record_send(result.is_ok());
         result
@@ -297,10 +293,14 @@ impl<T> SubscriberTap<T> {
 
     fn lagged(&mut self, skipped: u64) {
         let s = &*self.shared;
-        s.position
-            .store(s.position.load(Ordering::Relaxed) + skipped, Ordering::Relaxed);
-        s.lagged
-            .store(s.lagged.load(Ordering::Relaxed) + skipped, Ordering::Relaxed);
+        s.position.store(
+            s.position.load(Ordering::Relaxed) + skipped,
+            Ordering::Relaxed,
+        );
+        s.lagged.store(
+            s.lagged.load(Ordering::Relaxed) + skipped,
+            Ordering::Relaxed,
+        );
     }
 
     #[cold]

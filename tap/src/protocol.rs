@@ -281,7 +281,8 @@ pub fn decode(frame: &[u8]) -> Result<Frame<'_>, Reject> {
             if hello.v != VERSION {
                 return Err(Reject::UnknownVersion);
             }
-            if hello.client.len() > MAX_TEXT || hello.token.as_ref().is_some_and(|t| t.len() > MAX_TEXT)
+            if hello.client.len() > MAX_TEXT
+                || hello.token.as_ref().is_some_and(|t| t.len() > MAX_TEXT)
             {
                 return Err(Reject::OutOfRange);
             }
@@ -361,10 +362,12 @@ impl<'a> JournalEntry<'a> {
     }
 
     pub fn items(&self) -> impl ExactSizeIterator<Item = InventoryItem> + 'a {
-        self.items.chunks_exact(ITEM_BYTES).map(|item| InventoryItem {
-            kind: inv_type(item[0]).expect("checked when the frame was decoded"),
-            hash: item[1..].try_into().expect("chunks are ITEM_BYTES long"),
-        })
+        self.items
+            .chunks_exact(ITEM_BYTES)
+            .map(|item| InventoryItem {
+                kind: inv_type(item[0]).expect("checked when the frame was decoded"),
+                hash: item[1..].try_into().expect("chunks are ITEM_BYTES long"),
+            })
     }
 }
 
@@ -459,7 +462,13 @@ impl Snapshot {
         counts.extend(&self.messages);
         counts.extend(&self.peers.disconnected);
         let b = &self.blocks;
-        counts.extend([b.accepted, b.unannounced, b.orphaned, b.reorgs, b.reorg_depth]);
+        counts.extend([
+            b.accepted,
+            b.unannounced,
+            b.orphaned,
+            b.reorgs,
+            b.reorg_depth,
+        ]);
         counts.push(b.reorgs_unknown_depth);
         let d = &self.detail;
         counts.extend([d.entries, d.items, d.dropped_entries, d.dropped_items]);
@@ -491,7 +500,9 @@ impl Snapshot {
             .iter()
             .fold(0u64, |a, b| a.saturating_add(*b));
         let resources_ok = self.resources.as_ref().is_none_or(|r| {
-            r.resident_memory_bytes <= MAX_COUNT && r.cpu_seconds.is_finite() && r.cpu_seconds >= 0.0
+            r.resident_memory_bytes <= MAX_COUNT
+                && r.cpu_seconds.is_finite()
+                && r.cpu_seconds >= 0.0
         });
         if self.messages.len() != MessageKind::ALL.len()
             || self.peers.disconnected.len() != DisconnectReason::ALL.len()
@@ -509,8 +520,9 @@ impl Snapshot {
         let grew = |now: &[u64], before: &[u64]| {
             now.len() == before.len() && now.iter().zip(before).all(|(n, b)| n >= b)
         };
-        let histogram_grew =
-            |now: &HistogramSnapshot, before: &HistogramSnapshot| grew(&now.buckets, &before.buckets);
+        let histogram_grew = |now: &HistogramSnapshot, before: &HistogramSnapshot| {
+            grew(&now.buckets, &before.buckets)
+        };
         let mut ok = self.seq > previous.seq
             && !previous.last
             && grew(&self.messages, &previous.messages)

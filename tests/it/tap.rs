@@ -1,30 +1,25 @@
-//! The tap source of the real binary: bad records are skipped and counted by reason while the
-//! connection keeps serving; the stand-in node gives the same metrics as the embedded source;
-//! every record the node produced is accepted, rejected or dropped, exactly; a node restart is
-//! neither lag nor a counter going backwards.
+//! The tap source of the real binary against the stand-in node and hand-made frames: counts are
+//! exact when the detail stream overflows, the stand-in gives the embedded source's metrics, the
+//! final snapshot arrives, every bad value is refused with its reason, and no connection can hold
+//! the node's slot or the sidecar's memory.
 
 #[path = "../../tap/examples/standin_node/node.rs"]
 mod node;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use p2p_exporter::recorder::{Recorder, RecorderConfig};
-use p2p_observe::Observer;
 use p2p_router::NetMessage;
-use p2p_tap::{TapClient, TapConfig};
+use p2p_tap::protocol::{self, Hello, Snapshot, FRAME_HELLO, FRAME_JOURNAL, FRAME_SNAPSHOT};
+use p2p_tap::{Tap, TapConfig};
 use prometheus::{Encoder, Registry, TextEncoder};
 use tokio::sync::mpsc;
 
 use crate::support::{sample, samples, wait_for, Exporter};
-
-const HELLO: &str = r#"{"v":1,"t":0,"kind":"hello","session":"it","client":"raw","peers":0}"#;
-/// One good record: it moves `p2p_peer_registrations_refused_total` by one.
-const GOOD: &str = r#"{"v":1,"t":1,"kind":"peer_refused"}"#;
 
 fn tap_exporter(dir: &Path, extra: &[&str]) -> (Exporter, PathBuf) {
     let socket = dir.join("tap.sock");
@@ -33,161 +28,12 @@ fn tap_exporter(dir: &Path, extra: &[&str]) -> (Exporter, PathBuf) {
     (Exporter::start(&args), socket)
 }
 
-fn rejected(exporter: &Exporter, reason: &str) -> f64 {
-    exporter.value(&format!(
-        "p2p_tap_records_rejected_total{{reason=\"{reason}\"}}"
-    ))
-}
-
 fn wait_value(exporter: &Exporter, series: &str, expected: f64) {
     wait_for(
         &format!("{series} == {expected}"),
         Duration::from_secs(30),
-        || (exporter.value(series) == expected).then_some(()),
+        || (sample(&exporter.scrape(), series) == Some(expected)).then_some(()),
     );
-}
-
-#[test]
-fn each_bad_record_is_counted_by_reason_and_the_connection_keeps_serving() {
-    let dir = tempfile::tempdir().unwrap();
-    let (exporter, socket) = tap_exporter(dir.path(), &[]);
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600, "the socket is private to its user");
-    }
-    let mut stream = UnixStream::connect(&socket).unwrap();
-    writeln!(stream, "{HELLO}").unwrap();
-    wait_value(&exporter, "p2p_tap_connected", 1.0);
-
-    let hash = "ab".repeat(32);
-    let item = format!(r#"{{"type":"block","hash":"{hash}"}}"#);
-    let inv = |n: usize| {
-        let mut line =
-            String::from(r#"{"v":1,"t":1,"kind":"message_emitted","type":"inv","inventory":["#);
-        for i in 0..n {
-            if i > 0 {
-                line.push(',');
-            }
-            line.push_str(&item);
-        }
-        line.push_str("]}");
-        line.into_bytes()
-    };
-    let cases: Vec<(&str, Vec<u8>)> = vec![
-        ("malformed", br#"{"v":1,"t":1,"kind":"#.to_vec()),
-        (
-            "invalid",
-            br#"{"v":1,"t":1,"kind":"event_sent","channel":"events","queued":"3","capacity":4}"#
-                .to_vec(),
-        ),
-        // 10 MiB with no newline; the newline that finally ends it is written below.
-        ("oversize", vec![b'x'; 10 << 20]),
-        // 10^6 items: past the line limit long before the item limit.
-        ("oversize", inv(1_000_000)),
-        ("too_many_items", inv(p2p_tap::wire::MAX_ITEMS + 1)),
-        (
-            "invalid_utf8",
-            b"{\"v\":1,\"t\":1,\"kind\":\"block_orphaned\",\"x\":\"\xff\xfe\"}".to_vec(),
-        ),
-        ("unknown_version", br#"{"v":2,"t":1,"kind":"peer_refused"}"#.to_vec()),
-        (
-            "bad_hash",
-            format!(
-                r#"{{"v":1,"t":1,"kind":"block_accepted","hash":"{}","height":1,"propagation_ns":1}}"#,
-                &hash[..60]
-            )
-            .into_bytes(),
-        ),
-        ("empty", Vec::new()),
-    ];
-    let mut expected = std::collections::BTreeMap::<&str, f64>::new();
-    for (i, (reason, line)) in cases.iter().enumerate() {
-        stream.write_all(line).unwrap();
-        stream.write_all(b"\n").unwrap();
-        // The connection still serves: the next good record is accepted.
-        writeln!(stream, "{GOOD}").unwrap();
-        *expected.entry(reason).or_default() += 1.0;
-        wait_value(&exporter, "p2p_tap_records_total", (i + 1) as f64);
-        for (reason, count) in &expected {
-            assert_eq!(rejected(&exporter, reason), *count, "reason {reason}");
-        }
-    }
-    assert_eq!(
-        exporter.value("p2p_peer_registrations_refused_total"),
-        cases.len() as f64
-    );
-
-    // A record split across reads at every byte arrives whole, each time.
-    let line = format!("{GOOD}\n");
-    for split in 1..line.len() {
-        stream.write_all(&line.as_bytes()[..split]).unwrap();
-        stream.flush().unwrap();
-        std::thread::sleep(Duration::from_millis(2));
-        stream.write_all(&line.as_bytes()[split..]).unwrap();
-    }
-    let total = (cases.len() + line.len() - 1) as f64;
-    wait_value(&exporter, "p2p_tap_records_total", total);
-    assert_eq!(exporter.value("p2p_tap_connected"), 1.0);
-    assert_eq!(
-        exporter.value(r#"p2p_tap_connections_total{result="accepted"}"#),
-        1.0,
-        "one connection served it all"
-    );
-
-    // The connection ends in the middle of a line: truncated, and the node slot frees up.
-    stream.write_all(br#"{"v":1,"t":1,"#).unwrap();
-    drop(stream);
-    wait_value(&exporter, "p2p_tap_connected", 0.0);
-    assert_eq!(rejected(&exporter, "truncated"), 1.0);
-    assert_eq!(exporter.value("p2p_tap_records_total"), total);
-}
-
-#[test]
-fn one_node_per_sidecar_and_the_token_is_required_when_set() {
-    let dir = tempfile::tempdir().unwrap();
-    let (exporter, socket) = tap_exporter(dir.path(), &["--tap-token", "s3cret"]);
-    let refused =
-        |result: &str| exporter.value(&format!("p2p_tap_connections_total{{result=\"{result}\"}}"));
-    // No token, a wrong token, a first line that is not a hello: refused and closed.
-    for (n, first) in [
-        HELLO.to_owned(),
-        HELLO.replace("\"peers\"", "\"token\":\"guess\",\"peers\""),
-        GOOD.to_owned(),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let mut stream = UnixStream::connect(&socket).unwrap();
-        writeln!(stream, "{first}").unwrap();
-        // Closed by the sidecar (a reset, when our hello is still unread, is a close too).
-        let _ = stream.read_to_end(&mut Vec::new());
-        wait_value(
-            &exporter,
-            r#"p2p_tap_connections_total{result="refused_handshake"}"#,
-            (n + 1) as f64,
-        );
-        wait_value(&exporter, "p2p_tap_connected", 0.0);
-    }
-    assert_eq!(refused("refused_busy"), 0.0);
-    let mut node = UnixStream::connect(&socket).unwrap();
-    writeln!(
-        node,
-        "{}",
-        HELLO.replace("\"peers\":0", "\"token\":\"s3cret\",\"peers\":7")
-    )
-    .unwrap();
-    wait_value(&exporter, "p2p_tap_connected", 1.0);
-    assert_eq!(
-        exporter.value("p2p_peers"),
-        7.0,
-        "peers come from the hello"
-    );
-    // A second node is turned away while the first is served.
-    let mut second = UnixStream::connect(&socket).unwrap();
-    let _ = second.read_to_end(&mut Vec::new());
-    assert_eq!(refused("refused_busy"), 1.0);
-    assert_eq!(refused("accepted"), 1.0);
 }
 
 /// Lets `p2p_router::Router`, the embedded source's router, run the stand-in's script.
@@ -214,12 +60,15 @@ impl node::NodeRouter for p2p_router::Router {
 
 const ROUNDS: u64 = 1500;
 
-/// The deterministic series both sources must agree on (blocks are left out: the stand-in's
-/// consumer validates them, the drained reference subscriber does not).
+/// The deterministic series both sources must agree on. Blocks are left out (the stand-in's
+/// consumer validates them, the drained reference subscriber does not), and so is the queue
+/// length, which the embedded source takes after the last send and the tap at its last snapshot
+/// (after the drain).
 fn comparable(exposition: &str) -> Vec<(String, f64)> {
     const FAMILIES: &[&str] = &[
         "p2p_messages_total",
         "p2p_inv_messages_total",
+        "p2p_inv_checked_messages_total",
         "p2p_inv_duplicate_messages_total",
         "p2p_inv_items_total",
         "p2p_inv_duplicate_items_total",
@@ -227,8 +76,6 @@ fn comparable(exposition: &str) -> Vec<(String, f64)> {
         "p2p_events_received_total",
         "p2p_event_channel_lag_total",
         "p2p_event_channel_capacity",
-        "p2p_event_channel_queued_events",
-        "p2p_event_channel_usage_ratio_count",
         "p2p_peers",
         "p2p_peer_connections_total",
         "p2p_peer_disconnections_total",
@@ -267,45 +114,27 @@ fn embedded_run() -> String {
     String::from_utf8(text).unwrap()
 }
 
-/// Counts what the node's code hands the tap, to check the client's own count independently.
-struct Counting {
-    tap: TapClient,
-    calls: AtomicU64,
+/// What the stand-in's own code counted, apart from the tap.
+struct GroundTruth {
+    received: u64,
+    lagged: u64,
 }
 
-impl Observer for Counting {
-    fn observe(&self, observation: p2p_observe::Observation<'_>) {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        self.tap.observe(observation);
-    }
-}
-
-/// Runs the stand-in node against `endpoint`; returns (observe calls, the client).
-fn standin_run(
-    runtime: &tokio::runtime::Runtime,
-    endpoint: &Path,
-    queue: usize,
-) -> (u64, TapClient) {
+/// Runs the stand-in node's script against `endpoint` with a detail buffer of `detail_bytes`,
+/// then shuts its tap down (the final snapshot).
+fn standin_run(endpoint: &Path, detail_bytes: usize, snapshot_every: Duration) -> GroundTruth {
     let mut config = TapConfig::new(endpoint.to_path_buf());
-    config.queue_capacity = queue;
-    config.stats_every = Duration::from_millis(100);
+    config.detail_buffer_bytes = detail_bytes;
+    config.snapshot_every = snapshot_every;
     config.sample_resources = false;
-    let tap = TapClient::spawn_on(config, runtime.handle());
-    let counting = Arc::new(Counting {
-        tap: tap.clone(),
-        calls: AtomicU64::new(0),
-    });
-    let router = node::Router::new(10, node::EVENT_CHANNEL_SIZE, counting.clone());
-    let mut consumer = router.subscribe();
+    let tap = Tap::new(config);
+    let router = node::Router::new(10, node::EVENT_CHANNEL_SIZE, tap.clone());
+    let mut consumer = router.consumer();
     let _outboxes = node::script(&router, ROUNDS);
-    consumer.drain();
-    (counting.calls.load(Ordering::Relaxed), tap)
-}
-
-fn wait_for_delivery(exporter: &Exporter, produced: u64) {
-    wait_for("the client's final stats", Duration::from_secs(60), || {
-        (exporter.value("p2p_tap_client_records_total") == produced as f64).then_some(())
-    });
+    let (received, lagged) = consumer.drain();
+    drop(consumer);
+    tap.shutdown(Duration::from_secs(10));
+    GroundTruth { received, lagged }
 }
 
 fn sum(exposition: &str, family: &str) -> f64 {
@@ -320,152 +149,324 @@ fn sum(exposition: &str, family: &str) -> f64 {
 fn the_standin_node_gives_the_same_metrics_as_the_embedded_source() {
     let dir = tempfile::tempdir().unwrap();
     let (exporter, socket) = tap_exporter(dir.path(), &[]);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    // A queue that holds the whole run, so nothing is dropped and every series must match.
-    let (produced, tap) = standin_run(&runtime, &socket, 1 << 20);
-    wait_for_delivery(&exporter, produced);
-    // The client's own count agrees once its writer has taken everything off the queue.
-    wait_for("the client's count", Duration::from_secs(10), || {
-        (tap.stats().produced == produced).then_some(())
-    });
-    wait_value(&exporter, "p2p_tap_records_total", produced as f64);
-
-    let expected = comparable(&embedded_run());
-    let got = comparable(&exporter.scrape());
-    assert_eq!(got, expected);
-    // The workload is what it says: lag, duplicates, refusals all present.
+    wait_value(&exporter, "p2p_tap_connected", 0.0);
+    // A detail buffer that holds the whole run, so every inv reaches the duplicate tracker.
+    let truth = standin_run(&socket, 1 << 19, Duration::from_millis(100));
+    wait_value(&exporter, "p2p_inv_checked_messages_total", ROUNDS as f64);
     let text = exporter.scrape();
-    let lag = sample(
-        &text,
-        r#"p2p_event_channel_lag_total{subscriber="consumer"}"#,
-    )
-    .unwrap();
-    let sent = sample(&text, r#"p2p_events_sent_total{channel="events"}"#).unwrap();
-    assert_eq!(lag, sent - node::EVENT_CHANNEL_SIZE as f64);
-    assert!(sample(&text, "p2p_inv_duplicate_messages_total").unwrap() >= (ROUNDS / 3) as f64);
+    assert_eq!(comparable(&text), comparable(&embedded_run()));
     assert_eq!(
-        sample(&text, "p2p_peer_registrations_refused_total"),
-        Some(2.0)
+        sample(&text, r#"p2p_events_received_total{subscriber="consumer"}"#),
+        Some(truth.received as f64)
     );
     assert_eq!(sum(&text, "p2p_tap_client_dropped_records_total"), 0.0);
     assert_eq!(sum(&text, "p2p_tap_records_rejected_total"), 0.0);
-    assert_eq!(
-        sample(
-            &text,
-            &format!(
-                r#"p2p_exporter_build_info{{source="tap",version="{}"}}"#,
-                env!("CARGO_PKG_VERSION")
-            ),
-        ),
-        Some(1.0)
-    );
-}
-
-/// Forwards the client's stream to the sidecar, corrupting every `every`-th observation line.
-fn corrupting_proxy(listen: &Path, target: PathBuf, every: u64) -> Arc<AtomicU64> {
-    let corrupted = Arc::new(AtomicU64::new(0));
-    let listener = std::os::unix::net::UnixListener::bind(listen).unwrap();
-    let count = Arc::clone(&corrupted);
-    std::thread::spawn(move || {
-        let (client, _) = listener.accept().unwrap();
-        let mut sidecar = UnixStream::connect(&target).unwrap();
-        let reader = std::io::BufReader::new(client);
-        let mut observations = 0u64;
-        for line in std::io::BufRead::split(reader, b'\n') {
-            let mut line = line.unwrap();
-            let control = line
-                .windows(8)
-                .any(|w| w == b"\"hello\"," || w == b"\"stats\",");
-            if !control {
-                observations += 1;
-                if observations.is_multiple_of(every) {
-                    line[0] = b'#';
-                    count.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            line.push(b'\n');
-            sidecar.write_all(&line).unwrap();
-        }
-    });
-    corrupted
 }
 
 #[test]
-fn every_record_the_node_produced_is_accepted_rejected_or_dropped_exactly() {
+fn lag_sent_and_received_stay_exact_when_the_detail_stream_overflows() {
     let dir = tempfile::tempdir().unwrap();
     let (exporter, socket) = tap_exporter(dir.path(), &[]);
-    let proxy = dir.path().join("proxy.sock");
-    let corrupted = corrupting_proxy(&proxy, socket, 97);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    // A queue far smaller than the burst: the node outruns the writer and records are dropped.
-    let (produced, tap) = standin_run(&runtime, &proxy, 256);
-    wait_for_delivery(&exporter, produced);
-    wait_for("the client's count", Duration::from_secs(10), || {
-        (tap.stats().produced == produced).then_some(())
-    });
-    let stats = tap.stats();
-    assert!(stats.dropped > 0, "the small queue overflowed: {stats:?}");
+    // Room for a handful of inv entries per flush: the script's 1,500 overflow it.
+    let truth = standin_run(&socket, 256, Duration::from_millis(100));
+    assert!(truth.lagged > 0, "the script overflows the channel");
+    let sent = truth.received + truth.lagged;
     wait_value(
         &exporter,
-        r#"p2p_tap_client_dropped_records_total{reason="queue_full"}"#,
-        stats.dropped as f64,
+        r#"p2p_events_sent_total{channel="events"}"#,
+        sent as f64,
     );
     let text = exporter.scrape();
-    let accepted = sample(&text, "p2p_tap_records_total").unwrap();
-    let rejected = sum(&text, "p2p_tap_records_rejected_total");
-    let dropped = sum(&text, "p2p_tap_client_dropped_records_total");
-    assert_eq!(rejected, corrupted.load(Ordering::Relaxed) as f64);
+    let value = |series: &str| sample(&text, series).unwrap_or_else(|| panic!("{series}"));
     assert_eq!(
-        sample(
-            &text,
-            r#"p2p_tap_records_rejected_total{reason="malformed"}"#
-        ),
-        Some(rejected)
+        value(r#"p2p_events_received_total{subscriber="consumer"}"#),
+        truth.received as f64
     );
-    assert_eq!(accepted + rejected + dropped, produced as f64);
+    assert_eq!(
+        value(r#"p2p_event_channel_lag_total{subscriber="consumer"}"#),
+        truth.lagged as f64
+    );
+    assert_eq!(value("p2p_inv_messages_total"), ROUNDS as f64);
+    let dropped = value(r#"p2p_tap_client_dropped_records_total{reason="buffer_full"}"#);
+    assert!(dropped > 0.0, "the detail buffer overflowed");
+    // What was not dropped was checked, and the coverage says how much that is.
+    assert_eq!(
+        value("p2p_inv_checked_messages_total"),
+        ROUNDS as f64 - dropped
+    );
+    assert_eq!(value("p2p_tap_client_records_total"), ROUNDS as f64);
 }
 
 #[test]
-fn a_node_restart_is_not_lag_and_no_counter_goes_backwards() {
+fn the_final_snapshot_arrives_at_shutdown() {
     let dir = tempfile::tempdir().unwrap();
     let (exporter, socket) = tap_exporter(dir.path(), &[]);
-    let mut total_produced = 0;
-    let mut last_sent = 0.0;
-    for run in 1..=2 {
-        // Each run is a new node process: a new client, a new session, clocks from zero.
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let (produced, _tap) = standin_run(&runtime, &socket, 1 << 20);
-        total_produced += produced;
-        wait_for_delivery(&exporter, total_produced);
-        let text = exporter.scrape();
-        assert_eq!(
-            sample(&text, "p2p_tap_node_sessions_total"),
-            Some(run as f64)
-        );
-        let sent = sample(&text, r#"p2p_events_sent_total{channel="events"}"#).unwrap();
-        assert!(sent > last_sent, "counters add up across node runs");
-        last_sent = sent;
-        // Lag is exactly what each run's consumer skipped, nothing for the restart itself.
-        let lag = sample(
-            &text,
-            r#"p2p_event_channel_lag_total{subscriber="consumer"}"#,
-        )
-        .unwrap();
-        assert_eq!(lag, sent - run as f64 * node::EVENT_CHANNEL_SIZE as f64);
-        // The node process ends with its runtime; the sidecar sees the connection close.
-        drop(runtime);
-        wait_value(&exporter, "p2p_tap_connected", 0.0);
+    // No periodic snapshot during the run: only the one sent on connecting (before any event)
+    // and the final one can carry the counts.
+    let truth = standin_run(&socket, 1 << 19, Duration::from_secs(3600));
+    wait_value(
+        &exporter,
+        r#"p2p_events_sent_total{channel="events"}"#,
+        (truth.received + truth.lagged) as f64,
+    );
+    assert_eq!(
+        exporter.value(r#"p2p_event_channel_lag_total{subscriber="consumer"}"#),
+        truth.lagged as f64
+    );
+}
+
+fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    protocol::write_frame(&mut out, kind, body);
+    out
+}
+
+fn hello(session: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    let hello = Hello {
+        v: protocol::VERSION,
+        session,
+        client: "it".into(),
+        token: None,
+    };
+    protocol::write_json_frame(&mut out, FRAME_HELLO, &hello);
+    out
+}
+
+/// A valid snapshot: one channel with one subscriber, `n` events through it.
+fn snapshot(seq: u64, n: u64) -> Snapshot {
+    let tap = Tap::disabled();
+    let channel = tap.channel("events", 2048);
+    let (sender, mut receiver) = tokio::sync::broadcast::channel(2048);
+    let mut subscriber = tap.subscriber(&channel, "consumer", |_: &u64| None);
+    for i in 0..n {
+        channel.send(&sender, i).unwrap();
+        subscriber.after_try_recv(&receiver.try_recv());
     }
+    Snapshot {
+        seq,
+        ..tap.snapshot()
+    }
+}
+
+fn snapshot_frame(snapshot: &Snapshot) -> Vec<u8> {
+    let mut out = Vec::new();
+    protocol::write_json_frame(&mut out, FRAME_SNAPSHOT, snapshot);
+    out
+}
+
+#[test]
+fn each_bad_value_is_refused_with_its_reason_and_the_last_good_snapshot_stays_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let (exporter, socket) = tap_exporter(dir.path(), &[]);
+    let mut node = UnixStream::connect(&socket).unwrap();
+    node.write_all(&hello(7)).unwrap();
+    node.write_all(&snapshot_frame(&snapshot(0, 10))).unwrap();
+    wait_value(
+        &exporter,
+        r#"p2p_events_sent_total{channel="events"}"#,
+        10.0,
+    );
+
+    let good = snapshot(1, 20);
+    let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
+    let mut bad = good.clone();
+    bad.channels[0].queued = 4096;
+    cases.push(("out_of_range", snapshot_frame(&bad)));
+    let mut bad = good.clone();
+    bad.peers.disconnected[0] = 1;
+    cases.push(("out_of_range", snapshot_frame(&bad)));
+    let mut bad = good.clone();
+    bad.subscribers[0].lagged = u64::MAX;
+    cases.push(("out_of_range", snapshot_frame(&bad)));
+    let mut bad = good.clone();
+    bad.inv_items = 1 << 60;
+    cases.push(("out_of_range", snapshot_frame(&bad)));
+    let mut bad = snapshot(2, 5);
+    bad.seq = 2;
+    cases.push(("went_backwards", snapshot_frame(&bad)));
+    let mut bad = good.clone();
+    bad.channels[0].name = "10.0.0.1:8333".into();
+    bad.subscribers[0].channel = bad.channels[0].name.clone();
+    cases.push(("bad_name", snapshot_frame(&bad)));
+    cases.push(("malformed", frame(FRAME_SNAPSHOT, b"{\"seq\":")));
+    cases.push(("unknown_frame", frame(b'?', b"")));
+    let mut journal = Vec::new();
+    journal.extend_from_slice(&0u32.to_le_bytes());
+    journal.extend_from_slice(&1u16.to_le_bytes());
+    journal.push(9);
+    journal.extend_from_slice(&[0; 32]);
+    cases.push(("bad_item", frame(FRAME_JOURNAL, &journal)));
+
+    for (i, (reason, bytes)) in cases.iter().enumerate() {
+        let before = exporter.scrape();
+        node.write_all(bytes).unwrap();
+        let series = format!("p2p_tap_records_rejected_total{{reason=\"{reason}\"}}");
+        let expected = sample(&before, &series).unwrap() + 1.0;
+        wait_value(&exporter, &series, expected);
+        assert_eq!(
+            exporter.value(r#"p2p_events_sent_total{channel="events"}"#),
+            10.0,
+            "case {i} ({reason}) changed what is served"
+        );
+    }
+    assert_eq!(exporter.value("p2p_peers"), 0.0);
+    node.write_all(&snapshot_frame(&good)).unwrap();
+    wait_value(
+        &exporter,
+        r#"p2p_events_sent_total{channel="events"}"#,
+        20.0,
+    );
+    assert_eq!(exporter.value("p2p_tap_connected"), 1.0);
+}
+
+#[test]
+fn a_silent_connection_loses_the_slot_and_a_new_hello_replaces_a_stale_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (exporter, socket) = tap_exporter(dir.path(), &[]);
+    let closed = |reason: &str| {
+        exporter.value(&format!(
+            "p2p_tap_connections_closed_total{{reason=\"{reason}\"}}"
+        ))
+    };
+    // A stale connection: hello, then nothing.
+    let mut stale = UnixStream::connect(&socket).unwrap();
+    stale.write_all(&hello(1)).unwrap();
+    wait_value(&exporter, "p2p_tap_connected", 1.0);
+    // The node comes back on a new connection: it takes over at once.
+    let mut node = UnixStream::connect(&socket).unwrap();
+    node.write_all(&hello(1)).unwrap();
+    node.write_all(&snapshot_frame(&snapshot(0, 3))).unwrap();
+    wait_value(
+        &exporter,
+        r#"p2p_tap_connections_closed_total{reason="replaced"}"#,
+        1.0,
+    );
+    wait_value(&exporter, r#"p2p_events_sent_total{channel="events"}"#, 3.0);
+    assert_eq!(exporter.value("p2p_tap_connected"), 1.0);
+    // Then it goes silent too, and is closed by the idle timeout.
+    wait_value(
+        &exporter,
+        r#"p2p_tap_connections_closed_total{reason="idle"}"#,
+        1.0,
+    );
+    assert_eq!(exporter.value("p2p_tap_connected"), 0.0);
+    assert_eq!(closed("replaced"), 1.0);
+    drop(stale);
+}
+
+#[test]
+fn every_connection_is_counted_in_exactly_one_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let (exporter, socket) = tap_exporter(dir.path(), &[]);
+    const ATTEMPTS: usize = 1000;
+    for _ in 0..ATTEMPTS {
+        drop(UnixStream::connect(&socket).unwrap());
+    }
+    wait_for("every attempt counted", Duration::from_secs(30), || {
+        (sum(&exporter.scrape(), "p2p_tap_connections_total") == ATTEMPTS as f64).then_some(())
+    });
+    // Refused at once when too many wait for their hello, or seen to close before it.
+    let text = exporter.scrape();
+    let count = |result: &str| {
+        sample(
+            &text,
+            &format!("p2p_tap_connections_total{{result=\"{result}\"}}"),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        count("closed_before_hello") + count("refused_busy"),
+        ATTEMPTS as f64
+    );
+}
+
+/// Peak resident memory of a process, from `/proc/<pid>/status`.
+fn peak_rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+#[test]
+fn one_oversized_record_costs_no_more_memory_than_the_frame_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (exporter, socket) = tap_exporter(dir.path(), &[]);
+    let mut node = UnixStream::connect(&socket).unwrap();
+    node.write_all(&hello(3)).unwrap();
+    wait_value(&exporter, "p2p_tap_connected", 1.0);
+    let before = peak_rss_bytes(exporter.child.id());
+    // Twenty frames just under the limit, each refused as malformed after it is read...
+    let big = frame(FRAME_SNAPSHOT, &vec![b' '; protocol::MAX_FRAME_BYTES - 1]);
+    for _ in 0..20 {
+        node.write_all(&big).unwrap();
+    }
+    wait_value(
+        &exporter,
+        r#"p2p_tap_records_rejected_total{reason="malformed"}"#,
+        20.0,
+    );
+    // ...then a length of 7 MB, refused before its body is read, closing the connection.
+    let mut huge = (7u32 << 20).to_le_bytes().to_vec();
+    huge.extend_from_slice(&[b'S'; 4096]);
+    let _ = node.write_all(&huge);
+    wait_value(
+        &exporter,
+        r#"p2p_tap_connections_closed_total{reason="too_large"}"#,
+        1.0,
+    );
+    let grown = peak_rss_bytes(exporter.child.id()).saturating_sub(before);
+    // A few frames' worth of buffers, not twenty, and not the 7 MB.
+    assert!(
+        grown < 8 * protocol::MAX_FRAME_BYTES as u64,
+        "peak RSS grew by {grown} bytes"
+    );
+}
+
+#[test]
+fn a_node_restart_is_a_new_session_whose_counts_start_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (exporter, socket) = tap_exporter(dir.path(), &[]);
+    let mut first = UnixStream::connect(&socket).unwrap();
+    first.write_all(&hello(1)).unwrap();
+    first.write_all(&snapshot_frame(&snapshot(0, 30))).unwrap();
+    wait_value(
+        &exporter,
+        r#"p2p_events_sent_total{channel="events"}"#,
+        30.0,
+    );
+    drop(first);
+    wait_value(&exporter, "p2p_tap_connected", 0.0);
+    // The restarted node's counts are served as they are, from zero: Prometheus sees a reset,
+    // which rate() handles as any process restart.
+    let mut second = UnixStream::connect(&socket).unwrap();
+    second.write_all(&hello(2)).unwrap();
+    second.write_all(&snapshot_frame(&snapshot(0, 4))).unwrap();
+    wait_value(&exporter, r#"p2p_events_sent_total{channel="events"}"#, 4.0);
+    assert_eq!(exporter.value("p2p_tap_node_sessions_total"), 2.0);
+}
+
+#[test]
+fn a_restarted_sidecar_serves_no_node_series_until_the_first_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let (exporter, socket) = tap_exporter(dir.path(), &[]);
+    let mut node = UnixStream::connect(&socket).unwrap();
+    node.write_all(&hello(5)).unwrap();
+    wait_value(&exporter, "p2p_tap_connected", 1.0);
+    let text = exporter.scrape();
+    for family in [
+        "p2p_events_sent_total",
+        "p2p_event_channel_lag_total",
+        "p2p_inv_messages_total",
+        "p2p_tap_client_records_total",
+        "p2p_peers",
+    ] {
+        assert!(
+            !samples(&text).iter().any(|s| s.name == family),
+            "{family} is served before any snapshot"
+        );
+    }
+    node.write_all(&snapshot_frame(&snapshot(0, 1))).unwrap();
+    wait_value(&exporter, r#"p2p_events_sent_total{channel="events"}"#, 1.0);
 }

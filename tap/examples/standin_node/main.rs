@@ -33,7 +33,11 @@ async fn main() {
     eprintln!(
         "stand-in node: stopping after {} inv messages, lag {:?}",
         snapshot.inv_messages,
-        snapshot.subscribers.iter().map(|s| s.lagged).collect::<Vec<_>>()
+        snapshot
+            .subscribers
+            .iter()
+            .map(|s| s.lagged)
+            .collect::<Vec<_>>()
     );
     tap.shutdown(Duration::from_secs(2));
 }

@@ -196,9 +196,10 @@ impl Consumer {
         }
     }
 
-    /// Everything queued now, without waiting; returns how many events were handled.
-    pub fn drain(&mut self) -> usize {
-        let mut handled = 0;
+    /// Everything queued now, without waiting; returns how many events were handled and how
+    /// many `Lagged(n)` skipped, counted here as the node counts them, apart from the tap.
+    pub fn drain(&mut self) -> (u64, u64) {
+        let (mut handled, mut skipped_total) = (0, 0);
         loop {
             self.counts.before_recv();
             let result = self.receiver.try_recv();
@@ -209,10 +210,8 @@ impl Consumer {
                     self.handle(event);
                     handled += 1;
                 }
-                Err(TryRecvError::Lagged(skipped)) => {
-                    eprintln!("WARN peer event loop lagged skipped={skipped}")
-                }
-                Err(_) => return handled,
+                Err(TryRecvError::Lagged(skipped)) => skipped_total += skipped,
+                Err(_) => return (handled, skipped_total),
             }
         }
     }

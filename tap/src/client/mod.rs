@@ -109,7 +109,10 @@ impl Shared {
     /// every subscriber's `received + lagged`.
     pub(crate) fn snapshot(&self, last: bool) -> Snapshot {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let subscribers = lock(&self.subscribers).iter().map(|s| s.snapshot()).collect();
+        let subscribers = lock(&self.subscribers)
+            .iter()
+            .map(|s| s.snapshot())
+            .collect();
         let channels = lock(&self.channels).iter().map(|c| c.snapshot()).collect();
         Snapshot {
             seq: self.snapshots.fetch_add(1, Ordering::Relaxed),
