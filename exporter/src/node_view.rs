@@ -150,15 +150,26 @@ fn families(view: &View, now: u64, window: u64) -> Vec<MetricFamily> {
             &sub.latency,
             DELIVERY_BOUNDS_NS,
         );
-        for (kind, service) in MessageKind::ALL.iter().zip(&sub.service) {
-            if service.count() > 0 {
-                out.histogram(
-                    "p2p_consumer_service_seconds",
-                    &[("subscriber", sub.name.as_str()), ("type", kind.as_str())],
-                    service,
-                    SERVICE_BOUNDS_NS,
-                );
+    }
+    // Summed over subscribers: a label per subscriber and type would multiply the series by 18.
+    for (i, kind) in MessageKind::ALL.iter().enumerate() {
+        let mut total = HistogramSnapshot {
+            buckets: vec![0; SERVICE_BOUNDS_NS.len() + 1],
+            sum_ns: 0,
+        };
+        for service in s.subscribers.iter().filter_map(|sub| sub.service.get(i)) {
+            for (into, count) in total.buckets.iter_mut().zip(&service.buckets) {
+                *into += count;
             }
+            total.sum_ns = total.sum_ns.saturating_add(service.sum_ns);
+        }
+        if total.count() > 0 {
+            out.histogram(
+                "p2p_consumer_service_seconds",
+                &[("type", kind.as_str())],
+                &total,
+                SERVICE_BOUNDS_NS,
+            );
         }
     }
     for (kind, count) in MessageKind::ALL.iter().zip(&s.messages) {

@@ -36,6 +36,8 @@ impl Default for RecorderConfig {
 
 struct ChannelSeries {
     sent: IntCounter,
+    /// Created so the series exists at 0: the reference router always has its subscribers.
+    _unsubscribed: IntCounter,
     capacity: IntGauge,
     queued: IntGauge,
     usage: Histogram,
@@ -233,6 +235,7 @@ impl Recorder {
             name,
             |label| ChannelSeries {
                 sent: m.events_sent.with_label_values(&[label]),
+                _unsubscribed: m.unsubscribed.with_label_values(&[label]),
                 capacity: m.capacity.with_label_values(&[label]),
                 queued: m.queued.with_label_values(&[label]),
                 usage: m.usage.with_label_values(&[label]),

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use futures_util::StreamExt;
-use p2p_observe::{InventoryItem, MessageKind, Observation, Observer};
+use p2p_observe::{Direction, InventoryItem, MessageKind, Observation, Observer};
 use p2p_recording::Recording;
 use p2p_tap::protocol::{self, Frame, Hello, Reject, MAX_FRAME_BYTES};
 use tokio::io::AsyncRead;
@@ -173,7 +173,7 @@ struct State {
     serving: Mutex<Option<(usize, Arc<Notify>)>>,
     next_connection: AtomicUsize,
     /// Messages by type already written to the recording, per session.
-    recorded: Mutex<Option<(u64, Vec<u64>)>>,
+    recorded: Mutex<Option<(u64, Vec<u64>, [u64; 2])>>,
 }
 
 impl State {
@@ -435,9 +435,10 @@ fn handle_frame(state: &State, session: u64, frame: Frame<'_>, items: &mut Vec<I
 /// for letting a bad snapshot fill a disk.
 const MAX_RECORDED_PER_SNAPSHOT: u64 = 1 << 20;
 
-/// Writes, as recording lines, the messages other than inv that arrived since the previous
-/// snapshot: the tap counts them and does not stream them, so they are placed at the snapshot's
-/// time (a replay sees them in one-second steps; inv messages keep their own times).
+/// Writes, as recording lines, the peers that connected and the messages other than inv that
+/// arrived since the previous snapshot: the tap counts them and does not stream them, so they are
+/// placed at the snapshot's time (a replay sees them in one-second steps; inv messages keep
+/// their own times).
 fn record_messages(
     state: &State,
     recording: &Recording,
@@ -445,11 +446,18 @@ fn record_messages(
     snapshot: &p2p_tap::protocol::Snapshot,
 ) {
     let mut recorded = lock(&state.recorded);
-    let previous = match recorded.take() {
-        Some((s, counts)) if s == session => counts,
-        _ => vec![0; MessageKind::ALL.len()],
+    let (previous, connected) = match recorded.take() {
+        Some((s, counts, connected)) if s == session => (counts, connected),
+        _ => (vec![0; MessageKind::ALL.len()], [0, 0]),
     };
     let at_ns = snapshot.uptime_ms.saturating_mul(1_000_000);
+    let now_connected = [snapshot.peers.inbound, snapshot.peers.outbound];
+    let directions = [Direction::Inbound, Direction::Outbound];
+    for ((direction, now), before) in directions.into_iter().zip(now_connected).zip(connected) {
+        for _ in 0..now.saturating_sub(before).min(MAX_RECORDED_PER_SNAPSHOT) {
+            record_line(recording, at_ns, &Observation::PeerConnected { direction });
+        }
+    }
     for ((kind, now), before) in MessageKind::ALL
         .iter()
         .zip(&snapshot.messages)
@@ -466,7 +474,7 @@ fn record_messages(
             record_line(recording, at_ns, &message);
         }
     }
-    *recorded = Some((session, snapshot.messages.clone()));
+    *recorded = Some((session, snapshot.messages.clone(), now_connected));
 }
 
 /// One observation as a recording line (the line schema of `p2p_tap::wire`).

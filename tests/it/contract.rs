@@ -43,8 +43,54 @@ fn code_table() -> BTreeSet<(String, String, String)> {
         .collect()
 }
 
-/// What a recorder that has seen one of every observation serves, as (name, type) pairs.
+/// What a recorder that has seen one of every observation serves, and what a tap-source
+/// recorder serves from one snapshot in which the consumer was timed, as (name, type) pairs.
 fn served_families() -> BTreeSet<(String, String)> {
+    let mut served = embedded_families();
+    served.extend(tap_families());
+    served
+}
+
+fn families(registry: &Registry) -> BTreeSet<(String, String)> {
+    registry
+        .gather()
+        .iter()
+        .map(|family| {
+            let kind = format!("{:?}", family.get_field_type()).to_lowercase();
+            (family.name().to_owned(), kind)
+        })
+        .collect()
+}
+
+fn tap_families() -> BTreeSet<(String, String)> {
+    let registry = Registry::new();
+    let config = RecorderConfig {
+        source: "tap",
+        ..RecorderConfig::default()
+    };
+    let recorder = Recorder::new(&registry, config).unwrap();
+    let tap = p2p_tap::Tap::disabled();
+    let channel = tap.channel("events", 16);
+    let (sender, mut receiver) = tokio::sync::broadcast::channel(16);
+    let mut consumer = tap.subscriber(&channel, "consumer", |_: &u8| {
+        Some(p2p_observe::MessageKind::Ping)
+    });
+    for _ in 0..2 {
+        channel.send(&sender, 1u8).unwrap();
+        consumer.before_recv();
+        consumer.after_try_recv(&receiver.try_recv());
+    }
+    consumer.before_recv();
+    let mut snapshot = tap.snapshot();
+    snapshot.resources = Some(p2p_tap::protocol::Resources {
+        resident_memory_bytes: 1,
+        cpu_seconds: 1.0,
+    });
+    recorder.node_view().unwrap().accept(1, snapshot).unwrap();
+    families(&registry)
+}
+
+fn embedded_families() -> BTreeSet<(String, String)> {
     let registry = Registry::new();
     let recorder = Arc::new(Recorder::new(&registry, RecorderConfig::default()).unwrap());
     let router = p2p_router::Router::builder(4)
@@ -58,14 +104,7 @@ fn served_families() -> BTreeSet<(String, String)> {
         cpu_seconds_total: 1.0,
     });
     recorder.refresh();
-    registry
-        .gather()
-        .iter()
-        .map(|family| {
-            let kind = format!("{:?}", family.get_field_type()).to_lowercase();
-            (family.name().to_owned(), kind)
-        })
-        .collect()
+    families(&registry)
 }
 
 #[test]

@@ -310,6 +310,7 @@ async fn labels_come_from_closed_sets() {
                 .chain(
                     p2p_contract::TAP_CLIENT_DROP_REASONS
                         .iter()
+                        .chain(&p2p_contract::TAP_CLOSE_REASONS)
                         .map(|r| (*r).to_owned()),
                 )
                 .collect(),

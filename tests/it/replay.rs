@@ -152,22 +152,42 @@ fn a_tap_recording_replays_without_the_token_and_says_it_is_approximate() {
         file.to_str().unwrap(),
     ]);
     let mut node = UnixStream::connect(&socket).unwrap();
-    let mut lines = String::from(
-        r#"{"v":1,"t":0,"kind":"hello","session":"run1","client":"test","token":"s3cret-token","peers":4}"#,
+    let mut frames = Vec::new();
+    let hello = p2p_tap::protocol::Hello {
+        v: p2p_tap::protocol::VERSION,
+        session: 1,
+        client: "test".into(),
+        token: Some("s3cret-token".into()),
+    };
+    p2p_tap::protocol::write_json_frame(&mut frames, p2p_tap::protocol::FRAME_HELLO, &hello);
+    // The snapshot that says four peers connected before the burst.
+    let tap = p2p_tap::Tap::disabled();
+    for _ in 0..4 {
+        tap.peer_connected(p2p_observe::Direction::Inbound);
+    }
+    p2p_tap::protocol::write_json_frame(
+        &mut frames,
+        p2p_tap::protocol::FRAME_SNAPSHOT,
+        &tap.snapshot(),
     );
-    lines.push('\n');
     // 3000 new invs at once: more than the 2048 channel holds before the consumer takes any.
+    let mut journal = Vec::new();
     for i in 0..3000u32 {
-        lines += &format!(
-            "{{\"v\":1,\"t\":{i},\"kind\":\"message_emitted\",\"type\":\"inv\",\"inventory\":[{{\"type\":\"transaction\",\"hash\":\"{i:064x}\"}}]}}\n"
+        let mut hash = [0u8; 32];
+        hash[..4].copy_from_slice(&i.to_be_bytes());
+        p2p_tap::protocol::encode_journal_entry(
+            &mut journal,
+            i / 1000,
+            [(p2p_observe::InvType::Transaction, hash)].into_iter(),
         );
     }
-    node.write_all(lines.as_bytes()).unwrap();
-    wait_for("every record", Duration::from_secs(30), || {
-        (sidecar.value("p2p_tap_records_total") == 3000.0).then_some(())
+    p2p_tap::protocol::write_frame(&mut frames, p2p_tap::protocol::FRAME_JOURNAL, &journal);
+    node.write_all(&frames).unwrap();
+    wait_for("every frame", Duration::from_secs(30), || {
+        (sidecar.value("p2p_tap_records_total") == 2.0).then_some(())
     });
-    wait_for("every record written", Duration::from_secs(30), || {
-        (sidecar.value("p2p_recording_written_total") == 3001.0).then_some(())
+    wait_for("every arrival written", Duration::from_secs(30), || {
+        (sidecar.value("p2p_recording_written_total") == 3004.0).then_some(())
     });
     drop(node);
     stop(sidecar);

@@ -335,6 +335,12 @@ impl Tap {
         };
     }
 
+    /// Takes the detail buffer's journal entries (what the writer does every `flush_every`), for
+    /// a benchmark standing in for the writer; `buffer` must be empty and receives the entries.
+    pub fn take_detail(&self, buffer: &mut Vec<u8>) {
+        self.shared.journal.take(buffer);
+    }
+
     /// Every count now, as the next snapshot would carry them (for tests and a node's own logs).
     pub fn snapshot(&self) -> Snapshot {
         self.shared.snapshot(false)

@@ -205,6 +205,9 @@ fn label_bound(metric: &str, label: &str) -> Option<usize> {
         ("p2p_tap_client_dropped_records_total", "reason") => Some(TAP_CLIENT_DROP_REASONS.len()),
         ("p2p_peer_disconnections_total", "reason") => Some(DisconnectReason::ALL.len()),
         ("p2p_tap_connections_total", "result") => Some(TAP_CONNECTION_RESULTS.len()),
+        ("p2p_tap_connections_closed_total", "reason") => {
+            Some(p2p_contract::TAP_CLOSE_REASONS.len())
+        }
         (_, "direction") => Some(2),
         // One process, one version, one source.
         (_, "version" | "source") => Some(1),
@@ -251,6 +254,18 @@ fn series_ceiling(exposition: &str) -> Result<usize, String> {
         ceiling += per_set * sets;
     }
     for def in METRICS {
+        if def.name == "p2p_consumer_service_seconds" && !per_family.contains_key(def.name) {
+            // Only the node's tap measures service time: its size is its buckets (plus +Inf,
+            // _sum and _count) at every label set.
+            let per_set = p2p_tap::histogram::SERVICE_BOUNDS_NS.len() + 3;
+            let mut sets = 1;
+            for label in def.labels {
+                sets *= label_bound(def.name, label)
+                    .ok_or_else(|| format!("{}: label {label} has no known bound", def.name))?;
+            }
+            ceiling += per_set * sets;
+            continue;
+        }
         if !per_family.contains_key(def.name) {
             return Err(format!(
                 "{} is not served, so its size is unknown",
