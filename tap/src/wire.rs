@@ -1,8 +1,9 @@
-//! The wire format: one JSON record per line (NDJSON), `{"v":1,"t":<ns>,"kind":"...",...}`.
+//! The line format of tap recordings: one JSON record per line (NDJSON),
+//! `{"v":1,"t":<ns>,"kind":"...",...}`. It was the tap's protocol v1; the tap now speaks v2
+//! ([`crate::protocol`]), and the sidecar writes what it receives in this form when it records.
 //!
-//! Every [`Observation`] has exactly one record kind; two more kinds carry the client's own state
-//! (`hello` opens a connection, `stats` reports what the client produced and dropped). The field
-//! table is in `docs/tap-protocol.md`, the JSON Schema in `docs/tap-protocol.schema.json`.
+//! Every [`Observation`] has exactly one record kind; two more kinds (`hello`, `stats`) are read in
+//! older recordings. The JSON Schema is `docs/recording-lines.schema.json`.
 //!
 //! Versioning: `v` is the format version the writer used. A reader accepts every version from 1
 //! up to [`VERSION`] and rejects a newer one with [`Reject::UnknownVersion`]: a newer format may

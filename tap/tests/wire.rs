@@ -174,7 +174,7 @@ fn records_look_like_the_documented_example() {
 }
 
 fn schema() -> jsonschema::Validator {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/tap-protocol.schema.json");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/recording-lines.schema.json");
     let schema: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     jsonschema::validator_for(&schema).expect("the schema is valid JSON Schema")
