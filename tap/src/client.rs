@@ -410,6 +410,10 @@ impl TapClient {
     }
 
     /// Runs the writer on `runtime`, for a node that calls this from outside its runtime.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "records are stamped on the OS clock: observe() runs on the node's threads, in or out of a runtime, so a paused tokio clock would mix two clocks in one stream"
+    )]
     pub fn spawn_on(config: TapConfig, runtime: &tokio::runtime::Handle) -> TapClient {
         let (queue, receiver) = mpsc::channel(config.queue_capacity.max(1));
         let shared = Arc::new(Shared {
@@ -542,6 +546,10 @@ struct Writer {
 type Stream = Box<dyn AsyncWrite + Send + Unpin>;
 
 impl Writer {
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the OS clock, as TapClient::spawn_on's origin"
+    )]
     fn new(
         config: TapConfig,
         shared: std::sync::Weak<Shared>,

@@ -28,6 +28,10 @@ fn ping(n: u64) -> Observation<'static> {
 }
 
 /// Calls `observe` `count` times; returns the slowest call.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "how long observe() blocks the node's thread is real time"
+)]
 fn observe_many(client: &TapClient, count: u64) -> Duration {
     let mut worst = Duration::ZERO;
     for n in 0..count {

@@ -35,6 +35,10 @@ pub fn free_port() -> u16 {
 }
 
 /// Polls `probe` every 100 ms until it returns `Some`, or panics with `what` after `timeout`.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a deadline for real processes in real time"
+)]
 pub fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
     loop {
