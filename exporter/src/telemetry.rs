@@ -317,7 +317,7 @@ impl<O: Observer> Traced<O> {
         };
         let now = SystemTime::now();
         let first_seen = now - propagation;
-        let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = hex::encode(hash);
         let mut span = self
             .tracer
             .span_builder("p2p.block.journey")

@@ -7,7 +7,7 @@
 //! - [`wire`] is the format: versioned NDJSON records, one per observation (`docs/tap-protocol.md`).
 //! - [`framing`] splits a byte stream into bounded lines, for readers of the format.
 //!
-//! Dependencies are kept to serde, serde_json and a minimal tokio, so the node pays little to
+//! Dependencies are kept to serde, serde_json, a minimal tokio, hex and libc, so the node pays little to
 //! link it.
 
 pub mod client;
