@@ -381,10 +381,11 @@ impl ServeArgs {
     }
 }
 
+/// The kernel's host name (gethostname(2)), the default `p2p.node.id`.
 fn host_name() -> String {
-    std::env::var("HOSTNAME")
+    gethostname::gethostname()
+        .into_string()
         .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
         .map(|name| name.trim().to_owned())
         .filter(|name| !name.is_empty())
         .unwrap_or_else(|| "unknown".to_owned())
@@ -542,6 +543,12 @@ fn source_parser() -> impl TypedValueParser<Value = Source> {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn the_default_node_id_is_the_kernels_host_name() {
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        assert_eq!(host_name(), kernel.trim());
+    }
 
     #[test]
     fn the_command_definition_is_consistent() {

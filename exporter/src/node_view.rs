@@ -6,7 +6,7 @@
 //! restart.
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use tokio::time::Instant;
 
 use p2p_contract::TAP_CLIENT_DROP_REASONS;
 use p2p_observe::{DisconnectReason, MessageKind};
@@ -31,6 +31,12 @@ pub struct NodeView {
     view: Mutex<Option<View>>,
     origin: Instant,
     peak_window_seconds: u64,
+}
+
+/// What the decision engine reads from the node.
+pub struct NodeTotals {
+    pub subscribers: Vec<(String, u64, u64)>,
+    pub peers: i64,
 }
 
 /// What the view did with a snapshot.
@@ -86,8 +92,9 @@ impl NodeView {
         Ok(accepted)
     }
 
-    /// Lag and receipts per subscriber and connected peers, for the decision engine.
-    pub fn totals(&self) -> Option<(Vec<(String, u64, u64)>, i64)> {
+    /// Lag and receipts per subscriber (name, received, lagged) and connected peers, for the
+    /// decision engine.
+    pub fn totals(&self) -> Option<NodeTotals> {
         let view = self.view.lock().unwrap_or_else(|e| e.into_inner());
         let s = &view.as_ref()?.snapshot;
         let subscribers = s
@@ -95,7 +102,10 @@ impl NodeView {
             .iter()
             .map(|sub| (sub.name.clone(), sub.received, sub.lagged))
             .collect();
-        Some((subscribers, s.peers.current() as i64))
+        Some(NodeTotals {
+            subscribers,
+            peers: s.peers.current() as i64,
+        })
     }
 }
 

@@ -208,7 +208,7 @@ impl Recorder {
 
     pub fn totals(&self) -> Totals {
         let (subscribers, peers) = match self.node_view.as_ref().and_then(|v| v.totals()) {
-            Some(node) => node,
+            Some(node) => (node.subscribers, node.peers),
             None => {
                 let mut subscribers = Vec::new();
                 self.subscribers.for_each(|name, s| {

@@ -173,7 +173,7 @@ struct State {
     serving: Mutex<Option<(usize, Arc<Notify>)>>,
     next_connection: AtomicUsize,
     /// Messages by type already written to the recording, per session.
-    recorded: Mutex<Option<(u64, Vec<u64>, [u64; 2])>>,
+    recorded: Mutex<Option<Recorded>>,
 }
 
 impl State {
@@ -188,6 +188,14 @@ impl State {
     fn closed(&self, reason: Closed) {
         self.metrics().closed[reason as usize].inc();
     }
+}
+
+/// What the recording already holds of a session's counted traffic.
+struct Recorded {
+    session: u64,
+    messages: Vec<u64>,
+    /// Inbound and outbound registrations.
+    connected: [u64; 2],
 }
 
 /// `result` of `p2p_tap_connections_total`, indexed like `TAP_CONNECTION_RESULTS`: every
@@ -447,7 +455,7 @@ fn record_messages(
 ) {
     let mut recorded = lock(&state.recorded);
     let (previous, connected) = match recorded.take() {
-        Some((s, counts, connected)) if s == session => (counts, connected),
+        Some(r) if r.session == session => (r.messages, r.connected),
         _ => (vec![0; MessageKind::ALL.len()], [0, 0]),
     };
     let at_ns = snapshot.uptime_ms.saturating_mul(1_000_000);
@@ -474,7 +482,11 @@ fn record_messages(
             record_line(recording, at_ns, &message);
         }
     }
-    *recorded = Some((session, snapshot.messages.clone(), now_connected));
+    *recorded = Some(Recorded {
+        session,
+        messages: snapshot.messages.clone(),
+        connected: now_connected,
+    });
 }
 
 /// One observation as a recording line (the line schema of `p2p_tap::wire`).

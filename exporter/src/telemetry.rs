@@ -191,7 +191,7 @@ impl<P: SpanProcessor> SpanProcessor for CountingProcessor<P> {
 struct CountingExporter<E> {
     inner: E,
     counters: SpanCounters,
-    last_warning: Mutex<Option<std::time::Instant>>,
+    last_warning: Mutex<Option<Instant>>,
 }
 
 impl<E> std::fmt::Debug for CountingExporter<E> {
@@ -210,7 +210,7 @@ impl<E: SpanExporter> SpanExporter for CountingExporter<E> {
                 self.counters.failed.inc_by(spans);
                 let mut last = self.last_warning.lock().unwrap_or_else(|e| e.into_inner());
                 if last.is_none_or(|t| t.elapsed() >= FAILURE_WARNING_PERIOD) {
-                    *last = Some(std::time::Instant::now());
+                    *last = Some(Instant::now());
                     tracing::warn!(error = %err, spans, "OTLP export failed; spans dropped");
                 }
             }
@@ -317,7 +317,7 @@ impl<O: Observer> Traced<O> {
         };
         let now = SystemTime::now();
         let first_seen = now - propagation;
-        let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = hex::encode(hash);
         let mut span = self
             .tracer
             .span_builder("p2p.block.journey")

@@ -175,10 +175,11 @@ pub fn peer_hex(peer: PeerId) -> String {
     peer.to_string()
 }
 
+/// A peer id from its 16 hex digits (either case); anything else, a sign included, is `None`.
 pub fn parse_peer(text: &str) -> Option<u64> {
-    (text.len() == 16)
-        .then(|| u64::from_str_radix(text, 16).ok())
-        .flatten()
+    let mut bytes = [0u8; 8];
+    hex::decode_to_slice(text, &mut bytes).ok()?;
+    Some(u64::from_be_bytes(bytes))
 }
 
 fn items_of(items: &[InventoryItem]) -> Vec<Item> {
@@ -331,6 +332,7 @@ mod tests {
                 panic!("{line}");
             };
             assert_eq!(parse_peer(&peer), Some(5));
+            assert_eq!(parse_peer(&peer.to_uppercase()), Some(5));
             let rebuilt = rebuild_message(message_type, &items, size, block.as_ref());
             assert_eq!(rebuilt.kind(), message.kind(), "{line}");
             assert_eq!(rebuilt.announced_items(), message.announced_items());

@@ -320,6 +320,10 @@ fn throughput(c: &mut Criterion) {
 }
 
 /// `iters` runs of the whole stream, each through a fresh design; only the feeding is timed.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a benchmark measures real time; the stream's own times are tokio's"
+)]
 fn run<D: Design>(iters: u64, stream: &Stream, threads: usize, make: impl Fn() -> D) -> Duration {
     let mut total = Duration::ZERO;
     for _ in 0..iters {

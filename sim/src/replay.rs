@@ -9,13 +9,12 @@
 //! actor) get an approximate split.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use flate2::read::GzDecoder;
 use p2p_observe::Observer;
 use p2p_router::{PeerId, VersionInfo};
 use p2p_tap::wire::{self, Body, Hash, WireMessageKind};
@@ -26,9 +25,7 @@ use crate::driver::{drive, in_virtual_time, Build, Feed};
 use crate::report::{render_html, render_json, render_table, scenario_report, Report};
 use crate::stats::{RunResult, Stats};
 use crate::strategy::{Strategy, StrategyKind};
-use p2p_recording::{
-    parse_peer, rebuild_message, Arrival, BlockRef, Header, Item, Line, Source, FORMAT, VERSION,
-};
+use p2p_recording::{parse_peer, rebuild_message, Arrival, BlockRef, Header, Item, Source};
 
 /// What a replay sends into a design, with the recorded peer ids.
 #[derive(Clone, Debug, PartialEq)]
@@ -67,41 +64,15 @@ pub struct Loaded {
 /// Reads a recording; the error is one line naming the file and what is wrong with it.
 pub fn load(path: &Path) -> Result<Loaded, String> {
     let shown = path.display();
-    let mut file = std::fs::File::open(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
-    let mut magic = [0u8; 2];
-    let gzip = file.read_exact(&mut magic).is_ok() && magic == [0x1f, 0x8b];
-    if !gzip {
-        return Err(format!(
-            "{shown} is not a recording: it is not gzip-compressed"
-        ));
-    }
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
-    let mut lines = BufReader::new(GzDecoder::new(file)).lines();
-    let read_error = |e: io::Error| {
-        if e.kind() == io::ErrorKind::UnexpectedEof {
-            format!("{shown} is truncated: its gzip stream ends early (was the recorder killed before it finished?)")
-        } else {
-            format!("{shown} is not a readable recording: {e}")
-        }
-    };
-    let first = match lines.next() {
-        Some(line) => line.map_err(read_error)?,
-        None => return Err(format!("{shown} is empty: no recording header")),
-    };
-    let header = parse_header(&first).map_err(|e| format!("{shown}: {e}"))?;
-    let mut lines_read = Vec::new();
-    let mut end = None;
-    for (index, line) in lines.enumerate() {
-        let line = line.map_err(read_error)?;
-        let parsed: Line = serde_json::from_str(&line)
-            .map_err(|e| format!("{shown} line {}: not a recording line: {e}", index + 2))?;
-        match parsed.arrival {
-            Arrival::End => end = Some(parsed.t),
-            arrival => lines_read.push((index + 2, parsed.t, arrival)),
-        }
-    }
+    let contents = p2p_recording::read(path).map_err(|e| e.to_string())?;
+    let header = contents.header;
+    let lines_read: Vec<(usize, u64, Arrival)> = contents
+        .arrivals
+        .into_iter()
+        .map(|(line, t, arrival)| (usize::try_from(line).unwrap_or(usize::MAX), t, arrival))
+        .collect();
     let last = lines_read.last().map_or(0, |(_, t, _)| *t);
-    let end = end.unwrap_or(last).max(last);
+    let end = contents.end.max(last);
     let (events, recorded_lag, capacity) = match header.source {
         Source::Embedded => (
             embedded_events(lines_read).map_err(|e| format!("{shown} {e}"))?,
@@ -126,26 +97,6 @@ pub fn load(path: &Path) -> Result<Loaded, String> {
         max_peers,
         recorded_lag,
     })
-}
-
-fn parse_header(line: &str) -> Result<Header, String> {
-    let value: serde_json::Value = serde_json::from_str(line)
-        .map_err(|_| "not a recording: the first line is not JSON".to_owned())?;
-    if value["format"] != FORMAT {
-        return Err(format!(
-            "not a recording: the first line is not a {FORMAT} header"
-        ));
-    }
-    match value["v"].as_u64() {
-        Some(v) if (1..=u64::from(VERSION)).contains(&v) => {}
-        Some(v) => {
-            return Err(format!(
-                "recording format version {v} is not supported (this build reads 1 to {VERSION}): upgrade the exporter"
-            ))
-        }
-        None => return Err("not a recording: the header has no version".to_owned()),
-    }
-    serde_json::from_value(value).map_err(|e| format!("bad recording header: {e}"))
 }
 
 fn peer_of(line: usize, text: &str) -> Result<u64, String> {

@@ -45,6 +45,10 @@ fn kind_of(event: &PeerEvent) -> Option<MessageKind> {
     }
 }
 
+#[allow(
+    clippy::disallowed_methods,
+    reason = "criterion's iter_custom times batches on the OS clock; no runtime is involved"
+)]
 fn per_event(c: &mut Criterion) {
     let mut group = c.benchmark_group("per_event");
     group.throughput(Throughput::Elements(1));

@@ -11,8 +11,8 @@
 //! - [`protocol`] is the wire format (`docs/tap-protocol.md`); [`wire`] is the older
 //!   one-record-per-line schema, kept as the line format of recordings.
 //!
-//! Dependencies are kept to serde, serde_json, hex and tokio's `sync`, so the node pays little to
-//! link it.
+//! Dependencies are kept to serde, serde_json, hex, libc and tokio's `sync`, so the node pays
+//! little to link it.
 
 pub mod channel;
 pub mod client;

@@ -251,33 +251,15 @@ impl<'a> Inventory<'a> {
     }
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
 /// Lower-case hex of a hash, without allocating.
 pub fn hex32(hash: &[u8; 32], out: &mut [u8; 64]) {
-    for (i, byte) in hash.iter().enumerate() {
-        out[2 * i] = HEX[(byte >> 4) as usize];
-        out[2 * i + 1] = HEX[(byte & 0xf) as usize];
-    }
+    hex::encode_to_slice(hash, out).expect("64 hex digits hold 32 bytes");
 }
 
 /// 64 hex digits (either case) to bytes.
 pub fn parse_hex32(text: &str) -> Option<[u8; 32]> {
-    let bytes = text.as_bytes();
-    if bytes.len() != 64 {
-        return None;
-    }
-    let nibble = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    };
     let mut hash = [0u8; 32];
-    for (i, pair) in bytes.chunks_exact(2).enumerate() {
-        hash[i] = (nibble(pair[0])? << 4) | nibble(pair[1])?;
-    }
-    Some(hash)
+    hex::decode_to_slice(text, &mut hash).ok().map(|()| hash)
 }
 
 /// A 32-byte hash as 64 hex digits. Reading never fails on a string that is not a hash: it is

@@ -344,6 +344,10 @@ fn test_alertmanager_config(shipped: &str, webhook: SocketAddr, routing_key_file
 }
 
 /// Polls `probe` until it returns `Some`; on timeout panics with everything needed to see why.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a deadline for real processes (Prometheus, Alertmanager) in real time"
+)]
 fn await_or_explain<T>(
     what: &str,
     timeout: Duration,

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use crate::support::{wait_for, Exporter};
+use crate::support::{run_measured, wait_for, Exporter};
 
 fn exporter(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_p2p-exporter"))
@@ -194,7 +194,7 @@ fn a_tap_recording_replays_without_the_token_and_says_it_is_approximate() {
 
     let mut text = String::new();
     std::io::Read::read_to_string(
-        &mut flate2::read::GzDecoder::new(std::fs::File::open(&file).unwrap()),
+        &mut flate2::read::MultiGzDecoder::new(std::fs::File::open(&file).unwrap()),
         &mut text,
     )
     .unwrap();
@@ -260,18 +260,42 @@ fn bad_recordings_fail_in_one_line_with_exit_1_and_bad_usage_with_exit_2() {
     .unwrap();
     let truncated = dir.path().join("truncated.gz");
     std::fs::write(&truncated, &full[..full.len() / 2]).unwrap();
+    let header = "{\"format\":\"p2p-recording\",\"v\":1,\"source\":\"embedded\"}\n";
+    let register = "{\"t\":1,\"kind\":\"register\",\"inbound\":true}\n";
+    let end = "{\"t\":2,\"kind\":\"end\"}\n";
+    let header_only = write_gz("header-only.gz", header);
+    let no_end = write_gz("no-end.gz", &format!("{header}{register}{register}"));
+    let whole = std::fs::read(write_gz("whole.gz", &format!("{header}{register}{end}"))).unwrap();
+    // `cat whole.gz whole.gz`: both gzip members are read, and the second recording is refused.
+    let twice = dir.path().join("twice.gz");
+    std::fs::write(&twice, [whole.clone(), whole.clone()].concat()).unwrap();
+    let garbage = dir.path().join("garbage.gz");
+    std::fs::write(&garbage, [whole, b"not gzip at all".to_vec()].concat()).unwrap();
+    let after_end = write_gz("after-end.gz", &format!("{header}{end}{register}"));
+    let directory = dir.path().join("a-directory.gz");
+    std::fs::create_dir(&directory).unwrap();
     for (path, expected) in [
         (dir.path().join("missing.gz"), "cannot read"),
         (plain, "not gzip-compressed"),
         (newer, "version 99 is not supported"),
         (corrupt, "line 2: not a recording line"),
-        (truncated, "is truncated"),
+        (truncated, "is truncated: its gzip stream ends early"),
+        (header_only, "holds only a header"),
+        (no_end, "is truncated: no end line after 3 lines"),
+        (
+            twice,
+            "line 4: a second recording starts after the end line",
+        ),
+        (garbage, "15 trailing bytes after its gzip stream"),
+        (after_end, "line 3: trailing data after the end line"),
+        (directory, "is a directory"),
     ] {
         let output = exporter(&["replay", path.to_str().unwrap()]);
         assert_eq!(output.status.code(), Some(1), "{output:?}");
         let stderr = String::from_utf8(output.stderr).unwrap();
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
         assert!(stderr.contains(expected), "{stderr}");
+        assert!(stderr.contains(path.to_str().unwrap()), "{stderr}");
         assert!(output.stdout.is_empty());
     }
     for args in [
@@ -291,4 +315,86 @@ fn bad_recordings_fail_in_one_line_with_exit_1_and_bad_usage_with_exit_2() {
         assert_eq!(output.status.code(), Some(2), "{args:?}: {output:?}");
         assert_eq!(String::from_utf8(output.stderr).unwrap().lines().count(), 1);
     }
+}
+
+/// One gzip member whose text is `prefix` and then `mib` MiB of `a` with no newline: one line of
+/// that length, in about a thousandth of its size. One MiB is compressed and its deflate blocks
+/// repeated: they end byte-aligned (a sync flush) and refer only to the `a`s before them, so the
+/// file costs one MiB of compression however long the line.
+fn gzip_with_a_long_line(prefix: &str, mib: usize) -> Vec<u8> {
+    use flate2::{Compress, Compression, Crc, FlushCompress, Status};
+    let chunk = vec![b'a'; 1 << 20];
+    let mut deflate = Compress::new(Compression::best(), false);
+    let mut blocks = |input: &[u8], flush: FlushCompress| {
+        let mut out = Vec::with_capacity(input.len() / 100 + 4096);
+        let start = deflate.total_in();
+        loop {
+            if out.capacity() - out.len() < 4096 {
+                out.reserve(1 << 16);
+            }
+            let at = usize::try_from(deflate.total_in() - start).unwrap();
+            let status = deflate.compress_vec(&input[at..], &mut out, flush).unwrap();
+            let done = usize::try_from(deflate.total_in() - start).unwrap() == input.len();
+            // Finished once the input is in and the output did not fill up.
+            if status == Status::StreamEnd
+                || (done && flush == FlushCompress::Sync && out.capacity() > out.len())
+            {
+                return out;
+            }
+        }
+    };
+    let first = [prefix.as_bytes(), &chunk].concat();
+    let head = blocks(&first, FlushCompress::Sync);
+    let repeated = blocks(&chunk, FlushCompress::Sync);
+    let tail = blocks(&[], FlushCompress::Finish);
+    let mut crc = Crc::new();
+    crc.update(&first);
+    let mut chunk_crc = Crc::new();
+    chunk_crc.update(&chunk);
+    let mut file = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+    file.extend_from_slice(&head);
+    for _ in 1..mib {
+        file.extend_from_slice(&repeated);
+        crc.combine(&chunk_crc);
+    }
+    file.extend_from_slice(&tail);
+    file.extend_from_slice(&crc.sum().to_le_bytes());
+    file.extend_from_slice(&crc.amount().to_le_bytes());
+    file
+}
+
+#[test]
+fn a_line_far_over_the_limit_fails_in_one_line_within_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("long-line.ndjson.gz");
+    let header = "{\"format\":\"p2p-recording\",\"v\":1,\"source\":\"embedded\"}\n";
+    // A 384 MiB line in a file of well under a megabyte.
+    let bytes = gzip_with_a_long_line(header, 384);
+    assert!(bytes.len() < 1 << 20, "{} bytes", bytes.len());
+    std::fs::write(&file, &bytes).unwrap();
+
+    let limit = p2p_recording::MAX_LINE_BYTES as u64;
+    let run = run_measured(&["replay", file.to_str().unwrap()]);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains(&format!("line 2: longer than {limit} bytes")),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    // The reader holds at most the limit of the line; the rest is the binary itself.
+    let bound = limit + (64 << 20);
+    eprintln!(
+        "peak RSS {:.1} MiB, bound {} MiB",
+        run.max_rss as f64 / f64::from(1 << 20),
+        bound >> 20
+    );
+    assert!(
+        run.max_rss < bound,
+        "peak RSS {} MiB, bound {} MiB",
+        run.max_rss >> 20,
+        bound >> 20
+    );
 }

@@ -35,6 +35,10 @@ pub fn free_port() -> u16 {
 }
 
 /// Polls `probe` every 100 ms until it returns `Some`, or panics with `what` after `timeout`.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a deadline for real processes in real time"
+)]
 pub fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
     loop {
@@ -352,5 +356,89 @@ impl Drop for Prometheus {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// How a run of the exporter binary ended, with its peak memory.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct Measured {
+    /// The exit code; `None` when a signal ended it.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    /// The child's peak resident set (`ru_maxrss` from wait4), in bytes.
+    pub max_rss: u64,
+}
+
+/// Set for the launcher: the exporter's arguments (JSON) and the file for its [`Measured`].
+const LAUNCH_ARGS: &str = "P2P_TEST_LAUNCH_ARGS";
+const LAUNCH_OUT: &str = "P2P_TEST_LAUNCH_OUT";
+
+/// Runs `p2p-exporter ARGS` to its end and measures its peak resident memory.
+///
+/// Linux counts in a child's `ru_maxrss` the peak of the memory it was spawned from (exec records
+/// the old address space's high-water mark), and this test process is large and runs many tests
+/// at once. So a fresh, small process spawns the exporter: this test binary, running only
+/// [`measure_launcher`].
+pub fn run_measured(args: &[&str]) -> Measured {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("measured.json");
+    let launcher = Command::new(std::env::current_exe().unwrap())
+        .args(["support::measure_launcher", "--exact", "--test-threads=1"])
+        .env(LAUNCH_ARGS, serde_json::to_string(args).unwrap())
+        .env(LAUNCH_OUT, &out)
+        .stdin(Stdio::null())
+        .output()
+        .expect("start the launcher");
+    assert!(launcher.status.success(), "{launcher:?}");
+    serde_json::from_slice(&std::fs::read(&out).expect("the launcher's result")).unwrap()
+}
+
+/// The launcher of [`run_measured`]; does nothing in an ordinary test run.
+#[test]
+fn measure_launcher() {
+    let (Some(args), Some(out)) = (
+        std::env::var(LAUNCH_ARGS).ok(),
+        std::env::var_os(LAUNCH_OUT),
+    ) else {
+        return;
+    };
+    let args: Vec<String> = serde_json::from_str(&args).unwrap();
+    let measured = spawn_measured(&args);
+    std::fs::write(out, serde_json::to_vec(&measured).unwrap()).unwrap();
+}
+
+fn spawn_measured(args: &[String]) -> Measured {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_p2p-exporter"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start p2p-exporter");
+    let read_all = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let stdout = read_all(Box::new(child.stdout.take().unwrap()));
+    let stderr = read_all(Box::new(child.stderr.take().unwrap()));
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value of the plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 on our own child, with pointers to live locals. The child is reaped here, so
+    // `child` must not be waited for again (it is only dropped, which does not wait).
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid, "wait4: {}", std::io::Error::last_os_error());
+    drop(child);
+    Measured {
+        code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+        // Linux reports ru_maxrss in KiB.
+        max_rss: u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024,
     }
 }

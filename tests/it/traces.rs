@@ -112,10 +112,6 @@ fn string_attribute(attributes: &[KeyValue], key: &str) -> Option<String> {
     })
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn traced_exporter(receiver: &Receiver, node: &str) -> Exporter {
     let endpoint = format!("http://{}", receiver.address);
     Exporter::start(&[
@@ -165,7 +161,7 @@ fn block_journeys_arrive_with_their_attributes_and_one_trace_id_per_block_across
         assert_eq!(hash.len(), 64);
         for r in &spans {
             assert_eq!(
-                hex(&r.span.trace_id),
+                hex::encode(&r.span.trace_id),
                 hash[..32],
                 "trace id is the hash's first half"
             );

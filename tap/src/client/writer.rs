@@ -2,6 +2,10 @@
 //! detail buffer every `flush_every` and a snapshot every `snapshot_every`; a final snapshot when
 //! the tap is shut down. Its own thread with blocking writes, so a slow sidecar costs the node
 //! nothing but a full detail buffer.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the writer is a thread of the node's own, outside any runtime: its deadlines are the OS clock's"
+)]
 
 use std::io::Write;
 use std::sync::mpsc::{self, RecvTimeoutError};
