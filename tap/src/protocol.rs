@@ -579,3 +579,79 @@ impl Snapshot {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot() -> Snapshot {
+        let tap = crate::Tap::disabled();
+        let channel = tap.channel("events", 8);
+        let (sender, mut receiver) = tokio::sync::broadcast::channel(8);
+        let mut subscriber = tap.subscriber(&channel, "consumer", |_: &u8| None);
+        for _ in 0..20 {
+            channel.send(&sender, 1u8).unwrap();
+        }
+        subscriber.after_try_recv(&receiver.try_recv());
+        tap.snapshot()
+    }
+
+    #[test]
+    fn a_snapshot_round_trips_and_its_queue_comes_from_the_counts() {
+        let snapshot = snapshot();
+        let mut frame = Vec::new();
+        write_json_frame(&mut frame, FRAME_SNAPSHOT, &snapshot);
+        let Ok(Frame::Snapshot(decoded)) = decode(&frame[4..]) else {
+            panic!("a snapshot frame");
+        };
+        assert_eq!(*decoded, snapshot);
+        let channel = &snapshot.channels[0];
+        // 20 sent into 8 slots: the receiver skipped 12 and took one.
+        assert_eq!((channel.sent, channel.capacity), (20, 8));
+        assert_eq!(snapshot.subscribers[0].lagged, 12);
+        assert_eq!(snapshot.subscribers[0].received, 0);
+        assert_eq!(channel.queued, 8);
+        assert_eq!(snapshot.check(None), Ok(()));
+    }
+
+    #[test]
+    fn journal_entries_round_trip_and_bad_ones_are_refused() {
+        let mut body = vec![FRAME_JOURNAL];
+        let items = [(InvType::Transaction, [1; 32]), (InvType::Block, [2; 32])];
+        assert!(encode_journal_entry(&mut body, 7, items.into_iter()));
+        assert!(encode_journal_entry(&mut body, 9, [].into_iter()));
+        let Ok(Frame::Journal(entries)) = decode(&body) else {
+            panic!("a journal frame");
+        };
+        let entries: Vec<_> = entries.iter().collect();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].at_ms, 7);
+        let decoded: Vec<_> = entries[0].items().map(|i| (i.kind, i.hash)).collect();
+        assert_eq!(decoded, items);
+        assert!(entries[1].is_empty());
+        let mut bad_kind = body.clone();
+        bad_kind[1 + ENTRY_HEADER_BYTES] = 3;
+        assert_eq!(decode(&bad_kind).unwrap_err(), Reject::BadItem);
+        assert_eq!(decode(&body[..body.len() - 1]).unwrap_err(), Reject::Malformed);
+    }
+
+    #[test]
+    fn random_bytes_never_panic_the_decoder() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z ^ (z >> 31)
+        };
+        let kinds = [FRAME_HELLO, FRAME_SNAPSHOT, FRAME_JOURNAL, FRAME_JOURNEY, 0];
+        for round in 0..20_000 {
+            let len = (next() % 200) as usize;
+            let mut frame = vec![kinds[round % kinds.len()]];
+            frame.extend((0..len).map(|_| next() as u8));
+            if let Ok(Frame::Snapshot(snapshot)) = decode(&frame) {
+                let _ = snapshot.check(Some(&snapshot));
+            }
+        }
+    }
+}
