@@ -9,20 +9,19 @@
 //! (One lock measured faster than 16 shards on two threads: a message of 1-4 items took 2-3 shard
 //! locks, and the smaller tables shared the cache worse.) Hashing happens before the lock.
 //!
-//! Layout: two generations. Each keeps its items in an arrival-ordered `Vec` of 40-byte slots
-//! (the full 32-byte hash, kind and a nanosecond stamp) and an index of slot positions into it.
-//! Items are written to the current generation; a re-announced item moves to its back, so the
-//! previous generation followed by the current one is the arrival order of latest announcements.
-//! That order gives expiry (advance a cursor over the expired front) and eviction when full
-//! (advance it over the oldest) without touching the index. Every TTL the generations rotate and
-//! the previous one is dropped whole: everything in it is then older than the TTL (see `rotate`).
+//! Layout: a ring of 40-byte slots (the full 32-byte hash, kind and a nanosecond stamp) in the
+//! arrival order of latest announcements, each numbered by a sequence number, and an index from
+//! item to sequence number. A re-announced item moves to the back (its old slot becomes a
+//! tombstone). That order gives expiry (advance the head over the expired front) and eviction when
+//! full (advance it over the oldest) without touching the index: an index entry whose number is
+//! behind the head is simply not live, and the next insert that passes it takes its place.
 //!
-//! The index is an open-addressing table of 64-byte buckets, each holding eight (position, tag)
-//! pairs, the tag being 32 more bits of the item's hash: finding an item, or finding that it is
-//! absent, reads one cache line of the index (rarely two) and, only on a tag match, its slot, where
-//! the full key is compared. Keys are never judged by their hash alone, so the tracker is exact.
-//! Before looking anything up, a message touches the buckets of all its items in both generations,
-//! so that those cache misses overlap instead of following one another.
+//! The index is an open-addressing table of 64-byte buckets, each holding eight (sequence number,
+//! tag) pairs, the tag being 32 more bits of the item's hash: finding an item, or finding that it
+//! is absent, reads one cache line of the index (rarely two) and, only on a tag match, its slot,
+//! where the full key is compared. Keys are never judged by their hash alone, so the tracker is
+//! exact. Before looking anything up, a message touches the buckets of all its items, then the
+//! slots they point at, so that those cache misses overlap instead of following one another.
 
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -37,13 +36,11 @@ pub const DEFAULT_MAX_ITEMS: usize = 50_000;
 
 /// Messages up to this many items keep their hashes on the stack.
 const INLINE_ITEMS: usize = 16;
-/// Dead slots (superseded or forgotten) a generation tolerates beyond its live ones before it is
-/// compacted: memory stays proportional to what is tracked.
-const COMPACT_SLACK: usize = 1024;
-/// Items a generation has room for before it first grows (and at least what a rotation keeps).
+/// Slots in the first ring (it doubles when full of remembered items), and items the smallest
+/// index has room for.
 const MIN_ROOM: usize = 4096;
-/// A cap up to this many items (~15 MB) is allocated up front in the first generation, so that
-/// filling it never pauses to re-index; a larger or unbounded tracker starts at `MIN_ROOM`.
+/// The index of a cap up to this many items (4 MB) is allocated up front, so that filling the
+/// tracker never pauses to re-index; a larger or unbounded tracker's starts at `MIN_ROOM`.
 const PREALLOCATE_UP_TO: usize = 1 << 18;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -144,42 +141,53 @@ fn folded_multiply(x: u64, y: u64) -> u64 {
 }
 
 const LANES: usize = 8;
-/// An index entry's position when the lane is free.
+/// A lane that never held an entry: it ends every probe.
 const FREE: u32 = u32::MAX;
+/// Sequence numbers stay below this; reaching it renumbers the slots from 0.
+const SEQ_LIMIT: u32 = u32::MAX - 1;
 
-/// Eight (position, tag) pairs: one cache line.
+/// Eight (sequence number, tag) pairs: one cache line.
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
 struct Bucket {
-    positions: [u32; LANES],
+    seqs: [u32; LANES],
     tags: [u32; LANES],
 }
 
 const FREE_BUCKET: Bucket = Bucket {
-    positions: [FREE; LANES],
+    seqs: [FREE; LANES],
     tags: [0; LANES],
 };
 
-/// Where an item's entry is in the index: (bucket, lane).
+/// Where an entry is in the index: (bucket, lane).
 type Place = (usize, usize);
 
-/// Item -> slot position, open addressing over buckets with linear probing. Entries are never
-/// removed one by one (a superseded slot fails the key comparison; `Generation::rebuild` drops
-/// stale entries), so a free lane ends every probe.
+enum Probe {
+    /// The item's live entry, and the sequence number of its slot.
+    Found(Place, u32),
+    /// Absent; where an insert goes (the first lane on its path that is free or not live).
+    Absent(Place),
+}
+
+/// Item -> sequence number of its slot, open addressing over buckets with linear probing. An
+/// entry whose slot has been forgotten is not live: lookups pass over it and inserts reuse its
+/// lane, so it never needs removing, and free lanes (never used since the last rebuild) end
+/// every probe.
 struct Index {
     buckets: Vec<Bucket>,
-    len: usize,
+    /// Lanes no longer free.
+    used: usize,
 }
 
 impl Index {
-    /// Room for `items` at the maximum load (5/8 of the lanes), in a power of two of buckets.
     fn with_room(items: usize) -> Index {
         Index {
             buckets: vec![FREE_BUCKET; Self::buckets_for(items)],
-            len: 0,
+            used: 0,
         }
     }
 
+    /// Buckets for `items` at the maximum load (5/8 of the lanes), a power of two.
     fn buckets_for(items: usize) -> usize {
         items.max(1).div_ceil(LANES * 5 / 8).next_power_of_two()
     }
@@ -194,57 +202,58 @@ impl Index {
 
     /// Loads the item's first bucket, so that a miss starts now.
     fn touch(&self, hash: u64) -> u32 {
-        self.buckets[self.home(hash)].positions[0]
+        self.buckets[self.home(hash)].seqs[0]
     }
 
-    /// The position of the first entry in the item's first bucket whose tag matches, if any.
-    fn candidate(&self, hash: u64) -> Option<usize> {
+    /// The first live entry in the item's first bucket whose tag matches, if any.
+    fn candidate(&self, hash: u64, live: impl Fn(u32) -> bool) -> Option<u32> {
         let tag = (hash >> 32) as u32;
         let bucket = &self.buckets[self.home(hash)];
         (0..LANES)
-            .find(|&lane| bucket.tags[lane] == tag && bucket.positions[lane] != FREE)
-            .map(|lane| bucket.positions[lane] as usize)
+            .find(|&lane| bucket.tags[lane] == tag && live(bucket.seqs[lane]))
+            .map(|lane| bucket.seqs[lane])
     }
 
-    /// The entry whose tag matches and whose position satisfies `is`.
-    fn find(&self, hash: u64, mut is: impl FnMut(usize) -> bool) -> Option<(Place, usize)> {
+    /// Walks the item's probe chain to its live entry whose slot satisfies `is`, or to a free lane.
+    fn probe(
+        &self,
+        hash: u64,
+        live: impl Fn(u32) -> bool,
+        mut is: impl FnMut(u32) -> bool,
+    ) -> Probe {
         let tag = (hash >> 32) as u32;
         let mask = self.buckets.len() - 1;
+        let mut reusable = None;
         let mut b = self.home(hash);
         loop {
             let bucket = &self.buckets[b];
             for lane in 0..LANES {
-                let position = bucket.positions[lane];
-                if position == FREE {
-                    return None;
+                let seq = bucket.seqs[lane];
+                if seq == FREE {
+                    return Probe::Absent(reusable.unwrap_or((b, lane)));
                 }
-                if bucket.tags[lane] == tag && is(position as usize) {
-                    return Some(((b, lane), position as usize));
+                if !live(seq) {
+                    reusable.get_or_insert((b, lane));
+                } else if bucket.tags[lane] == tag && is(seq) {
+                    return Probe::Found((b, lane), seq);
                 }
             }
             b = (b + 1) & mask;
         }
     }
 
-    /// Adds an entry; the caller has made room.
-    fn insert(&mut self, hash: u64, position: u32) {
-        debug_assert!(self.len < self.room());
-        let mask = self.buckets.len() - 1;
-        let mut b = self.home(hash);
-        loop {
-            let bucket = &mut self.buckets[b];
-            if let Some(lane) = bucket.positions.iter().position(|&p| p == FREE) {
-                bucket.positions[lane] = position;
-                bucket.tags[lane] = (hash >> 32) as u32;
-                self.len += 1;
-                return;
-            }
-            b = (b + 1) & mask;
+    /// Writes an entry at `place` (from `Probe::Absent`).
+    fn put(&mut self, (b, lane): Place, hash: u64, seq: u32) {
+        let bucket = &mut self.buckets[b];
+        if bucket.seqs[lane] == FREE {
+            self.used += 1;
         }
+        bucket.seqs[lane] = seq;
+        bucket.tags[lane] = (hash >> 32) as u32;
     }
 
-    fn set(&mut self, (b, lane): Place, position: u32) {
-        self.buckets[b].positions[lane] = position;
+    fn set(&mut self, (b, lane): Place, seq: u32) {
+        self.buckets[b].seqs[lane] = seq;
     }
 
     /// Empties the index, resized to `buckets` (reused when the size is the same).
@@ -254,148 +263,28 @@ impl Index {
         } else {
             self.buckets = vec![FREE_BUCKET; buckets];
         }
-        self.len = 0;
+        self.used = 0;
     }
 }
 
-struct Generation {
-    /// Arrival order of latest announcements. Slots before `cursor` are forgotten (expired or
-    /// evicted); the index may still point at them, and lookups treat that as absent.
-    slots: Vec<Slot>,
-    index: Index,
-    cursor: usize,
-    /// Slots at or after `cursor` that are not tombstones.
-    live: usize,
-    tombstones: usize,
-}
-
-impl Generation {
-    fn with_room(items: usize) -> Generation {
-        Generation {
-            slots: Vec::with_capacity(items),
-            index: Index::with_room(items),
-            cursor: 0,
-            live: 0,
-            tombstones: 0,
-        }
-    }
-
-    /// The item's index entry and slot, forgotten or not.
-    fn find_any(&self, hash: u64, item: &InventoryItem) -> Option<(Place, usize)> {
-        let slots = &self.slots;
-        self.index.find(hash, |i| slots[i].is(item))
-    }
-
-    /// Loads the slot the item's bucket points at, if any, so that a miss starts now.
-    fn touch_slot(&self, hash: u64) -> u32 {
-        self.index
-            .candidate(hash)
-            .and_then(|i| self.slots.get(i))
-            .map_or(0, |slot| slot.meta as u32)
-    }
-
-    /// The item's slot, if it is remembered.
-    fn find(&self, hash: u64, item: &InventoryItem) -> Option<usize> {
-        self.find_any(hash, item)
-            .map(|(_, i)| i)
-            .filter(|&i| i >= self.cursor)
-    }
-
-    fn push(&mut self, slot: Slot) -> u32 {
-        let at = self.slots.len();
-        assert!(
-            at < FREE as usize,
-            "a generation holds fewer than 2^32 - 1 slots"
-        );
-        self.slots.push(slot);
-        self.live += 1;
-        at as u32
-    }
-
-    /// Adds a slot for an item the index does not hold.
-    fn insert(&mut self, hash: u64, slot: Slot, keys: &HashKeys) {
-        if self.index.len >= self.index.room() {
-            self.rebuild(keys);
-        }
-        let at = self.push(slot);
-        self.index.insert(hash, at);
-    }
-
-    /// Tombstones a remembered item's slot (it moved to the other generation). Its index entry
-    /// stays, and fails the key comparison from now on.
-    fn remove(&mut self, at: usize) {
-        self.slots[at].meta = TOMBSTONE;
-        self.live -= 1;
-        self.tombstones += 1;
-    }
-
-    /// Forgets everything, keeping room for about `items` (a rotation passes what the generation
-    /// before held, so a steady stream does not grow the new one, and a past burst is let go).
-    fn clear(&mut self, items: usize) {
-        let room = items.max(MIN_ROOM);
-        if self.slots.capacity() > 2 * room {
-            self.slots = Vec::with_capacity(room);
-        } else {
-            self.slots.clear();
-            self.slots.reserve(room);
-        }
-        self.index.reset(Index::buckets_for(room));
-        self.cursor = 0;
-        self.live = 0;
-        self.tombstones = 0;
-    }
-
-    /// The oldest slot not yet forgotten, skipping tombstones.
-    fn front(&mut self) -> Option<Slot> {
-        while let Some(slot) = self.slots.get(self.cursor) {
-            if !slot.is_tombstone() {
-                return Some(*slot);
-            }
-            self.cursor += 1;
-        }
-        None
-    }
-
-    /// Forgets the front slot (which `front` just returned).
-    fn forget_front(&mut self) {
-        self.cursor += 1;
-        self.live -= 1;
-    }
-
-    fn is_sparse(&self) -> bool {
-        self.cursor + self.tombstones > self.live + COMPACT_SLACK
-    }
-
-    /// Rewrites the slots without the dead ones and re-indexes them, with room to double: O(live),
-    /// and done only when the dead outnumber the live by `COMPACT_SLACK` or the index is full, so
-    /// amortised O(1) per announcement.
-    fn rebuild(&mut self, keys: &HashKeys) {
-        let cursor = self.cursor;
-        let mut kept = 0;
-        for i in cursor..self.slots.len() {
-            if !self.slots[i].is_tombstone() {
-                self.slots[kept] = self.slots[i];
-                kept += 1;
-            }
-        }
-        self.slots.truncate(kept);
-        let buckets = Index::buckets_for((2 * kept).max(MIN_ROOM));
-        self.index.reset(buckets.max(self.index.buckets.len()));
-        for (i, slot) in self.slots.iter().enumerate() {
-            self.index.insert(keys.slot(slot), i as u32);
-        }
-        self.cursor = 0;
-        self.tombstones = 0;
-    }
-}
+const EMPTY_SLOT: Slot = Slot {
+    hash: [0; 32],
+    meta: TOMBSTONE,
+};
 
 struct State {
     cap: usize,
-    /// The latest `now` seen, and the start of its current generation (stamps).
+    /// The latest `now` seen (a stamp).
     latest: i64,
-    generation_start: i64,
-    current: Generation,
-    previous: Generation,
+    /// Slots in the arrival order of latest announcements: the slot of sequence number `s` is
+    /// `ring[s & (ring.len() - 1)]`, for `head <= s < back`. Everything before `head` is forgotten.
+    ring: Vec<Slot>,
+    head: u32,
+    back: u32,
+    /// Slots in `head..back` that are not tombstones.
+    live: usize,
+    tombstones: usize,
+    index: Index,
 }
 
 fn is_fresh(now: i64, stamp: i64, ttl: i64) -> bool {
@@ -405,77 +294,169 @@ fn is_fresh(now: i64, stamp: i64, ttl: i64) -> bool {
 
 impl State {
     fn new(cap: usize) -> State {
-        let first = if cap <= PREALLOCATE_UP_TO {
-            cap
+        let index_room = if cap <= PREALLOCATE_UP_TO {
+            cap.max(MIN_ROOM)
         } else {
             MIN_ROOM
         };
         State {
             cap,
             latest: 0,
-            generation_start: 0,
-            current: Generation::with_room(first),
-            previous: Generation::with_room(cap.min(MIN_ROOM)),
+            ring: vec![EMPTY_SLOT; MIN_ROOM],
+            head: 0,
+            back: 0,
+            live: 0,
+            tombstones: 0,
+            index: Index::with_room(index_room),
         }
     }
 
-    fn live(&self) -> usize {
-        self.current.live + self.previous.live
+    fn slot(&self, seq: u32) -> &Slot {
+        &self.ring[seq as usize & (self.ring.len() - 1)]
     }
 
-    /// Why dropping `previous` here is exact: when a generation stopped being current,
-    /// `generation_start` became the latest `now` seen, which is at least every stamp in it
-    /// (stamps are past `now`s). It is dropped only once `now - generation_start >= ttl`, so every
-    /// item in it was last announced at least a TTL ago: it had expired anyway.
-    fn rotate(&mut self, now: i64, ttl: i64) {
+    fn slot_mut(&mut self, seq: u32) -> &mut Slot {
+        let mask = self.ring.len() - 1;
+        &mut self.ring[seq as usize & mask]
+    }
+
+    fn probe(&self, hash: u64, item: &InventoryItem) -> Probe {
+        let (head, back) = (self.head, self.back);
+        self.index.probe(
+            hash,
+            |seq| (head..back).contains(&seq),
+            |seq| self.slot(seq).is(item),
+        )
+    }
+
+    /// Loads the slot the item's bucket points at, if any, so that a miss starts now.
+    fn touch_slot(&self, hash: u64) -> u32 {
+        let (head, back) = (self.head, self.back);
+        self.index
+            .candidate(hash, |seq| (head..back).contains(&seq))
+            .map_or(0, |seq| self.slot(seq).meta as u32)
+    }
+
+    /// Forgets everything when idle for a TTL: every stamp is at most `latest`, so everything
+    /// has expired.
+    fn advance(&mut self, now: i64, ttl: i64) {
         if now - self.latest >= ttl {
-            // Idle for a TTL: every stamp is at most `latest`, so everything has expired.
-            let held = self.current.slots.len();
-            self.current.clear(held);
-            self.previous.clear(held);
-            self.generation_start = now;
-        } else if now - self.generation_start >= ttl {
-            let held = self.current.slots.len();
-            self.previous.clear(held);
-            std::mem::swap(&mut self.current, &mut self.previous);
-            self.generation_start = self.latest.max(now);
+            self.head = self.back;
+            self.live = 0;
+            self.tombstones = 0;
         }
         self.latest = self.latest.max(now);
     }
 
-    /// The oldest item not yet forgotten: the previous generation's front, else the current one's.
-    fn oldest(&mut self) -> Option<(&mut Generation, Slot)> {
-        if let Some(slot) = self.previous.front() {
-            return Some((&mut self.previous, slot));
+    /// The oldest slot not yet forgotten, skipping tombstones.
+    fn front(&mut self) -> Option<Slot> {
+        while self.head < self.back {
+            let slot = *self.slot(self.head);
+            if !slot.is_tombstone() {
+                return Some(slot);
+            }
+            self.head += 1;
+            self.tombstones -= 1;
         }
-        let slot = self.current.front()?;
-        Some((&mut self.current, slot))
+        None
+    }
+
+    /// Forgets the front slot (which `front` just returned).
+    fn forget_front(&mut self) {
+        self.head += 1;
+        self.live -= 1;
     }
 
     /// Forgets expired items from the front of the arrival order.
     fn expire(&mut self, now: i64, ttl: i64) {
-        while let Some((generation, slot)) = self.oldest() {
+        while let Some(slot) = self.front() {
             if is_fresh(now, slot.stamp(), ttl) {
                 break;
             }
-            generation.forget_front();
+            self.forget_front();
         }
     }
 
     /// Forgets the least recently announced item; returns when it was last announced.
     fn evict_oldest(&mut self) -> Option<i64> {
-        let (generation, slot) = self.oldest()?;
-        generation.forget_front();
+        let slot = self.front()?;
+        self.forget_front();
         Some(slot.stamp())
     }
 
     /// When the item was last announced, if it is remembered.
     fn last_seen(&self, hash: u64, item: &InventoryItem) -> Option<i64> {
-        if let Some(i) = self.current.find(hash, item) {
-            return Some(self.current.slots[i].stamp());
+        match self.probe(hash, item) {
+            Probe::Found(_, seq) => Some(self.slot(seq).stamp()),
+            Probe::Absent(_) => None,
         }
-        let i = self.previous.find(hash, item)?;
-        Some(self.previous.slots[i].stamp())
+    }
+
+    /// Makes sure one more slot and one more index entry fit without moving anything.
+    fn reserve_one(&mut self, keys: &HashKeys) {
+        let span = (self.back - self.head) as usize;
+        if span == self.ring.len() {
+            if self.tombstones >= span / 2 {
+                self.rebuild(keys);
+            } else {
+                self.grow_ring();
+            }
+        }
+        if self.back >= SEQ_LIMIT || self.index.used >= self.index.room() {
+            self.rebuild(keys);
+        }
+    }
+
+    /// Doubles the ring; sequence numbers, and so the index, stay as they are.
+    fn grow_ring(&mut self) {
+        let mut ring = vec![EMPTY_SLOT; 2 * self.ring.len()];
+        let mask = ring.len() - 1;
+        for seq in self.head..self.back {
+            ring[seq as usize & mask] = *self.slot(seq);
+        }
+        self.ring = ring;
+    }
+
+    /// Renumbers the remembered slots from 0 without the tombstones and re-indexes them, with
+    /// room for twice as many: O(remembered), and needed only when the tombstones fill half the
+    /// ring, the index runs out of free lanes or the sequence numbers run out, so amortised O(1)
+    /// per announcement.
+    fn rebuild(&mut self, keys: &HashKeys) {
+        let mut ring = vec![EMPTY_SLOT; self.ring.len()];
+        let mut kept = 0;
+        for seq in self.head..self.back {
+            let slot = *self.slot(seq);
+            if !slot.is_tombstone() {
+                ring[kept] = slot;
+                kept += 1;
+            }
+        }
+        self.ring = ring;
+        self.head = 0;
+        self.back = kept as u32;
+        self.tombstones = 0;
+        let buckets = Index::buckets_for((2 * kept).max(MIN_ROOM));
+        self.index.reset(buckets.max(self.index.buckets.len()));
+        for seq in 0..self.back {
+            let hash = keys.slot(self.slot(seq));
+            let (head, back) = (self.head, seq);
+            // The slots are distinct, so each probe ends at a free lane.
+            if let Probe::Absent(place) =
+                self.index
+                    .probe(hash, |s| (head..back).contains(&s), |_| false)
+            {
+                self.index.put(place, hash, seq);
+            }
+        }
+    }
+
+    /// Appends a slot; `reserve_one` has made room.
+    fn push(&mut self, slot: Slot) -> u32 {
+        let seq = self.back;
+        *self.slot_mut(seq) = slot;
+        self.back += 1;
+        self.live += 1;
+        seq
     }
 
     /// Remembers an announcement of `item` at `now`; returns whether making room forgot a live item.
@@ -487,50 +468,38 @@ impl State {
         ttl: i64,
         keys: &HashKeys,
     ) -> bool {
-        let in_current = self.current.find_any(hash, item);
-        if let Some((place, i)) = in_current.filter(|&(_, i)| i >= self.current.cursor) {
-            // Already current: move it to the back, keeping the arrival order of latest
-            // announcements (the slot at the back is simply rewritten). A thread that lost the
-            // race for the lock with an earlier `now` does not move the window back.
-            let current = &mut self.current;
-            let slot = Slot::new(item, now.max(current.slots[i].stamp()));
-            if i + 1 == current.slots.len() {
-                current.slots[i] = slot;
-            } else {
-                let at = current.slots.len() as u32;
-                current.slots.push(slot);
-                current.index.set(place, at);
-                current.slots[i].meta = TOMBSTONE;
-                current.tombstones += 1;
+        self.reserve_one(keys);
+        match self.probe(hash, item) {
+            Probe::Found(place, seq) => {
+                // Move it to the back, keeping the arrival order of latest announcements (the
+                // slot at the back is simply rewritten). A thread that lost the race for the lock
+                // with an earlier `now` does not move the window back.
+                let slot = Slot::new(item, now.max(self.slot(seq).stamp()));
+                if seq + 1 == self.back {
+                    *self.slot_mut(seq) = slot;
+                } else {
+                    self.slot_mut(seq).meta = TOMBSTONE;
+                    self.live -= 1;
+                    self.tombstones += 1;
+                    let at = self.push(slot);
+                    self.index.set(place, at);
+                }
+                false
             }
-            return false;
-        }
-        // Forgotten in the current generation means the older previous one has nothing live
-        // (it is forgotten first), so only an item absent from the current one can be there.
-        if in_current.is_none() {
-            if let Some(i) = self.previous.find(hash, item) {
-                let slot = Slot::new(item, now.max(self.previous.slots[i].stamp()));
-                self.previous.remove(i);
-                self.current.insert(hash, slot, keys);
-                return false;
-            }
-        }
-        // New: make room first.
-        let mut evicted_live = false;
-        if self.live() >= self.cap {
-            if let Some(stamp) = self.evict_oldest() {
-                evicted_live = is_fresh(now, stamp, ttl);
+            Probe::Absent(place) => {
+                // New: make room first. Forgetting the oldest leaves `place` valid (it was free
+                // or held an entry that was not live, and still does).
+                let mut evicted_live = false;
+                if self.live >= self.cap {
+                    if let Some(stamp) = self.evict_oldest() {
+                        evicted_live = is_fresh(now, stamp, ttl);
+                    }
+                }
+                let at = self.push(Slot::new(item, now));
+                self.index.put(place, hash, at);
+                evicted_live
             }
         }
-        let slot = Slot::new(item, now);
-        match in_current {
-            Some((place, _forgotten)) => {
-                let at = self.current.push(slot);
-                self.current.index.set(place, at);
-            }
-            None => self.current.insert(hash, slot, keys),
-        }
-        evicted_live
     }
 }
 
@@ -560,17 +529,17 @@ impl DedupTracker {
             *hash = self.keys.item(item);
         }
         let mut state = lock(&self.state);
-        state.rotate(now, ttl);
+        state.advance(now, ttl);
         state.expire(now, ttl);
         // Start every bucket load of the message before using any, then every load of a slot
         // those buckets point at: a message waits about two cache misses, whatever its length.
-        let touched = hashes.iter().fold(0, |acc, &hash| {
-            acc ^ state.current.index.touch(hash) ^ state.previous.index.touch(hash)
-        });
+        let touched = hashes
+            .iter()
+            .fold(0, |acc, &hash| acc ^ state.index.touch(hash));
         std::hint::black_box(touched);
-        let touched = hashes.iter().fold(0, |acc, &hash| {
-            acc ^ state.current.touch_slot(hash) ^ state.previous.touch_slot(hash)
-        });
+        let touched = hashes
+            .iter()
+            .fold(0, |acc, &hash| acc ^ state.touch_slot(hash));
         std::hint::black_box(touched);
         // All lookups before any insert: an item repeated within one message is judged by what
         // was seen before the message.
@@ -588,9 +557,6 @@ impl DedupTracker {
             .zip(items)
             .filter(|&(&hash, item)| state.announce(hash, item, now, ttl, &self.keys))
             .count();
-        if state.current.is_sparse() {
-            state.current.rebuild(&self.keys);
-        }
         InvVerdict {
             duplicate: duplicate_items == items.len(),
             duplicate_items,
@@ -603,7 +569,7 @@ impl DedupTracker {
         let mut state = lock(&self.state);
         let latest = state.latest;
         state.expire(latest, self.ttl_ns);
-        state.live()
+        state.live
     }
 
     /// Nanoseconds from the tracker's creation; earlier instants are negative.
@@ -728,9 +694,10 @@ mod tests {
             tracker.check(&[tx((i % 5) as u8)], t0 + Duration::from_micros(i));
         }
         assert_eq!(tracker.tracked(), 5);
+        // Tombstones are compacted away: neither the ring nor the index grew.
         let state = tracker.state.lock().unwrap();
-        let slots = state.current.slots.len() + state.previous.slots.len();
-        assert!(slots <= 2 * 5 + COMPACT_SLACK + 1, "{slots}");
+        assert_eq!(state.ring.len(), MIN_ROOM);
+        assert_eq!(state.index.buckets.len(), Index::buckets_for(MIN_ROOM));
     }
 
     /// The straightforward model of the semantics: every item's latest announcement, no cap.
@@ -770,7 +737,7 @@ mod tests {
     }
 
     /// Random messages over a small pool of items. Many re-announce an earlier message's items,
-    /// often exactly 4.999, 5.000 or 5.001 s after it; idle gaps drop whole generations.
+    /// often exactly 4.999, 5.000 or 5.001 s after it; idle gaps forget everything at once.
     fn agrees_with_the_reference_model(max_items: usize, seed: u64, step_ns: bool) {
         let mut rng = crate::rng::SplitMix64::new(seed);
         let tracker = DedupTracker::new(DEFAULT_TTL, max_items);
