@@ -10,7 +10,10 @@
 //! duplicates as the stream holds, so a fast wrong path cannot pass for speed.
 //!
 //! Before the timings, a counting allocator measures the bytes each design holds when filled
-//! with 262,144 live items.
+//! with 262,144 live items, and both designs feed the stream in alternation (`ROUNDS` times at 1
+//! and at 2 threads): each round prints what each design counted, asserts they counted the same,
+//! and the medians give the ns per item and the ratio of one run, less exposed to a neighbour's
+//! load than two criterion groups measured minutes apart.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::num::NonZeroUsize;
@@ -33,6 +36,8 @@ const DUPLICATE_SOURCE_AGE: Duration = Duration::from_secs(4);
 /// a descheduled thread would fall seconds behind, and then what counts as "within 5 s" would
 /// depend on the scheduler, not on the stream.
 const MAX_SKEW: Duration = Duration::from_millis(250);
+/// Alternating rounds behind the printed ratio.
+const ROUNDS: usize = 5;
 
 // --- Counting allocator (counts only while `COUNTING` is set, so timings pay one load) ---
 
@@ -385,10 +390,65 @@ fn memory() {
     assert!(tracker <= lru, "the tracker holds more than the LRU design");
 }
 
+// --- Ratio ---
+
+/// Feeds the stream once through a fresh design; returns the time and what it counted.
+fn timed_feed<D: Design>(
+    stream: &Stream,
+    threads: usize,
+    make: impl Fn() -> D,
+) -> (f64, (usize, usize)) {
+    let design = make();
+    let began = std::time::Instant::now();
+    let counted = feed(&design, stream, threads);
+    let ns_per_item = began.elapsed().as_nanos() as f64 / stream.items as f64;
+    assert_counts(stream, threads, counted);
+    (ns_per_item, counted)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Both designs in alternation on the same stream: what each counted, and the time per item.
+fn ratios(stream: &Stream) {
+    for threads in [1, 2] {
+        let (mut tracker_ns, mut lru_ns) = (Vec::new(), Vec::new());
+        for round in 0..ROUNDS {
+            let (t, tracker) =
+                timed_feed(stream, threads, || DedupTracker::new(DEFAULT_TTL, CAPACITY));
+            let (l, lru) = timed_feed(stream, threads, || LruDesign::new(DEFAULT_TTL, CAPACITY));
+            eprintln!(
+                "round {round}, {threads} thread(s): tracker {t:.0} ns/item, {} duplicate items, \
+                 {} duplicate messages; lru_rwlock {l:.0} ns/item, {} duplicate items, {} duplicate \
+                 messages",
+                tracker.1, tracker.0, lru.1, lru.0
+            );
+            assert_eq!(
+                tracker.1, lru.1,
+                "both designs count the same duplicate items"
+            );
+            if threads == 1 {
+                assert_eq!(tracker.0, lru.0, "and the same duplicate messages");
+            }
+            tracker_ns.push(t);
+            lru_ns.push(l);
+        }
+        let (t, l) = (median(tracker_ns), median(lru_ns));
+        eprintln!(
+            "ratio, {threads} thread(s), median of {ROUNDS}: tracker {t:.0} ns/item, lru_rwlock \
+             {l:.0} ns/item: {:.2}x",
+            l / t
+        );
+    }
+}
+
 criterion_group!(benches, throughput);
 
 fn main() {
     memory();
+    ratios(&stream(Instant::now()));
     benches();
     Criterion::default().configure_from_args().final_summary();
 }
