@@ -56,7 +56,7 @@ pub const METRICS: &[MetricDef] = &[
     def("p2p_event_channel_usage_ratio", H, &["channel"], "Channel fill (queued / capacity) right after each send; a burst between scrapes shows in the upper buckets."),
     def("p2p_event_channel_usage_peak_ratio", G, &["channel"], "Highest channel fill (queued / capacity) over the last peak window (--peak-window)."),
     def("p2p_event_delivery_latency_seconds", H, &["subscriber"], "Time from an event's send to its receipt by a subscriber."),
-    def("p2p_consumer_service_seconds", H, &["type"], "Time the node's subscribers spent on one message before their next receive, by message type, summed over subscribers (the node has one); one event in 8, from the node's tap (not served by the embedded source)."),
+    def("p2p_consumer_service_seconds", H, &["type"], "Time the node's subscribers spent on one message before their next receive, by message type, summed over subscribers (the node has one); one event in 32, from the node's tap (not served by the embedded source)."),
     def("p2p_messages_total", C, &["type"], "Protocol messages emitted by peers, by NetMessage type."),
     def("p2p_inv_messages_total", C, &[], "Inv messages observed."),
     def("p2p_inv_checked_messages_total", C, &[], "Inv messages the duplicate tracker checked: all of them with the embedded source, those the tap's detail stream delivered with the tap source (the duplicate ratios' denominator)."),

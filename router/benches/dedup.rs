@@ -393,6 +393,10 @@ fn memory() {
 // --- Ratio ---
 
 /// Feeds the stream once through a fresh design; returns the time and what it counted.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "times a run of real threads on the OS clock; no runtime is involved"
+)]
 fn timed_feed<D: Design>(
     stream: &Stream,
     threads: usize,

@@ -25,14 +25,20 @@ use tokio::sync::broadcast;
 /// Events per timed batch: their journal entries fit the detail buffer, so none is dropped.
 const BATCH: u64 = 4096;
 
-fn items() -> Vec<InventoryItem> {
+/// Two announced items, the second a block when `block` (whose first announcement the tap
+/// remembers for its propagation time: the rare, slower case).
+fn items(block: bool) -> Vec<InventoryItem> {
     vec![
         InventoryItem {
             kind: InvType::Transaction,
             hash: [7; 32],
         },
         InventoryItem {
-            kind: InvType::Block,
+            kind: if block {
+                InvType::Block
+            } else {
+                InvType::Transaction
+            },
             hash: [9; 32],
         },
     ]
@@ -53,7 +59,16 @@ fn per_event(c: &mut Criterion) {
     let mut group = c.benchmark_group("per_event");
     group.throughput(Throughput::Elements(1));
     let events = [
-        ("inv2", NetMessage::Inv(Inventory { items: items() })),
+        (
+            "inv2",
+            NetMessage::Inv(Inventory {
+                items: items(false),
+            }),
+        ),
+        (
+            "inv2_block",
+            NetMessage::Inv(Inventory { items: items(true) }),
+        ),
         ("ping", NetMessage::Ping(1)),
     ];
     for (name, message) in events {

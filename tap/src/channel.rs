@@ -8,7 +8,7 @@
 //!
 //! Delivery latency uses a ring of send instants indexed by send sequence: a receiver knows the
 //! sequence of the event it got from its own position. One event in [`SAMPLE_EVERY`] is timed, so
-//! the clock is read on one send and two receives in eight.
+//! the clock is read on one send and two receives in 32.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -22,7 +22,7 @@ use crate::protocol::{ChannelCounts, SubscriberCounts};
 
 /// One event in this many is timed, for delivery latency and service time. Chosen by the event's
 /// send sequence, so the sample is uniform and both ends agree on it without talking.
-pub const SAMPLE_EVERY: u64 = 8;
+pub const SAMPLE_EVERY: u64 = 32;
 
 /// Subscribers of one channel whose positions bound its queue; the node has one. Past this, a
 /// subscriber still counts what it receives but does not hold the queue length up.
@@ -95,6 +95,7 @@ impl ChannelShared {
         }
     }
 
+    #[inline]
     fn sent_one(&self) {
         let seq = self.sent.fetch_add(1, Ordering::Relaxed);
         if seq.is_multiple_of(SAMPLE_EVERY) {
@@ -108,6 +109,7 @@ impl ChannelShared {
         }
     }
 
+    #[inline]
     fn queued_after(&self, sent: u64) -> u64 {
         let slots = self.subscriber_slots.load(Ordering::Acquire);
         let slowest = self.subscribers[..slots.min(MAX_SUBSCRIBERS)]

@@ -1,21 +1,26 @@
 //! The detail buffer: inv items for the sidecar's duplicate tracker, appended under a short lock
 //! and swapped out whole by the writer. Bounded in bytes; past the bound an entry is dropped and
-//! counted, never half-written.
+//! counted, never half-written. Its counts sit under the same lock, so an entry costs the node
+//! one lock and a copy, and no atomic of its own.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use p2p_observe::InvType;
 
 use crate::protocol::{self, DetailCounts, ENTRY_HEADER_BYTES, ITEM_BYTES, MAX_FRAME_BYTES};
 
+#[derive(Default)]
+struct Buffer {
+    bytes: Vec<u8>,
+    entries: u64,
+    items: u64,
+    dropped_entries: u64,
+    dropped_items: u64,
+}
+
 pub(crate) struct Journal {
-    buffer: Mutex<Vec<u8>>,
+    buffer: Mutex<Buffer>,
     capacity: usize,
-    entries: AtomicU64,
-    items: AtomicU64,
-    dropped_entries: AtomicU64,
-    dropped_items: AtomicU64,
 }
 
 impl Journal {
@@ -23,12 +28,11 @@ impl Journal {
     pub(crate) fn new(capacity: usize) -> Journal {
         let capacity = capacity.clamp(ENTRY_HEADER_BYTES + ITEM_BYTES, MAX_FRAME_BYTES - 1);
         Journal {
-            buffer: Mutex::new(Vec::with_capacity(capacity)),
+            buffer: Mutex::new(Buffer {
+                bytes: Vec::with_capacity(capacity),
+                ..Buffer::default()
+            }),
             capacity,
-            entries: AtomicU64::new(0),
-            items: AtomicU64::new(0),
-            dropped_entries: AtomicU64::new(0),
-            dropped_items: AtomicU64::new(0),
         }
     }
 
@@ -39,17 +43,15 @@ impl Journal {
     ) {
         let count = items.len() as u64;
         let needed = ENTRY_HEADER_BYTES + items.len() * ITEM_BYTES;
-        let written = {
-            let mut buffer = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
-            buffer.len() + needed <= self.capacity
-                && protocol::encode_journal_entry(&mut buffer, at_ms, items)
-        };
+        let mut buffer = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
+        let written = buffer.bytes.len() + needed <= self.capacity
+            && protocol::encode_journal_entry(&mut buffer.bytes, at_ms, items);
         if written {
-            self.entries.fetch_add(1, Ordering::Relaxed);
-            self.items.fetch_add(count, Ordering::Relaxed);
+            buffer.entries += 1;
+            buffer.items += count;
         } else {
-            self.dropped_entries.fetch_add(1, Ordering::Relaxed);
-            self.dropped_items.fetch_add(count, Ordering::Relaxed);
+            buffer.dropped_entries += 1;
+            buffer.dropped_items += count;
         }
     }
 
@@ -57,15 +59,18 @@ impl Journal {
     pub(crate) fn take(&self, spare: &mut Vec<u8>) {
         debug_assert!(spare.is_empty());
         let mut buffer = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
-        std::mem::swap(&mut *buffer, spare);
+        std::mem::swap(&mut buffer.bytes, spare);
     }
 
+    /// Every inv passes through [`Journal::push`], written or dropped, so these also count every
+    /// inv message and item.
     pub(crate) fn counts(&self, journeys: u64, dropped_journeys: u64) -> DetailCounts {
+        let buffer = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
         DetailCounts {
-            entries: self.entries.load(Ordering::Relaxed),
-            items: self.items.load(Ordering::Relaxed),
-            dropped_entries: self.dropped_entries.load(Ordering::Relaxed),
-            dropped_items: self.dropped_items.load(Ordering::Relaxed),
+            entries: buffer.entries,
+            items: buffer.items,
+            dropped_entries: buffer.dropped_entries,
+            dropped_items: buffer.dropped_items,
             journeys,
             dropped_journeys,
         }

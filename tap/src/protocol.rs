@@ -330,6 +330,7 @@ pub fn encode_journal_entry(
     if items.len() > MAX_ITEMS {
         return false;
     }
+    out.reserve(ENTRY_HEADER_BYTES + items.len() * ITEM_BYTES);
     out.extend_from_slice(&at_ms.to_le_bytes());
     out.extend_from_slice(&count.to_le_bytes());
     for (kind, hash) in items {
@@ -632,7 +633,10 @@ mod tests {
         let mut bad_kind = body.clone();
         bad_kind[1 + ENTRY_HEADER_BYTES] = 3;
         assert_eq!(decode(&bad_kind).unwrap_err(), Reject::BadItem);
-        assert_eq!(decode(&body[..body.len() - 1]).unwrap_err(), Reject::Malformed);
+        assert_eq!(
+            decode(&body[..body.len() - 1]).unwrap_err(),
+            Reject::Malformed
+        );
     }
 
     #[test]

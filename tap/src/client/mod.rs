@@ -53,8 +53,6 @@ pub(crate) struct Shared {
     channels: Mutex<Vec<Arc<ChannelShared>>>,
     subscribers: Mutex<Vec<Arc<SubscriberShared>>>,
     messages: [AtomicU64; MessageKind::ALL.len()],
-    inv_messages: AtomicU64,
-    inv_items: AtomicU64,
     inbound: AtomicU64,
     outbound: AtomicU64,
     disconnected: [AtomicU64; DisconnectReason::ALL.len()],
@@ -83,8 +81,6 @@ impl Shared {
             channels: Mutex::new(Vec::new()),
             subscribers: Mutex::new(Vec::new()),
             messages: std::array::from_fn(|_| zero()),
-            inv_messages: zero(),
-            inv_items: zero(),
             inbound: zero(),
             outbound: zero(),
             disconnected: std::array::from_fn(|_| zero()),
@@ -114,6 +110,9 @@ impl Shared {
             .map(|s| s.snapshot())
             .collect();
         let channels = lock(&self.channels).iter().map(|c| c.snapshot()).collect();
+        let detail = self
+            .journal
+            .counts(load(&self.journeys_total), load(&self.journeys_dropped));
         Snapshot {
             seq: self.snapshots.fetch_add(1, Ordering::Relaxed),
             uptime_ms: self.clock.origin.elapsed().as_millis() as u64,
@@ -121,8 +120,9 @@ impl Shared {
             channels,
             subscribers,
             messages: self.messages.iter().map(load).collect(),
-            inv_messages: load(&self.inv_messages),
-            inv_items: load(&self.inv_items),
+            // Every inv is a journal entry, written or dropped.
+            inv_messages: detail.entries + detail.dropped_entries,
+            inv_items: detail.items + detail.dropped_items,
             peers: PeerCounts {
                 inbound: load(&self.inbound),
                 outbound: load(&self.outbound),
@@ -138,9 +138,7 @@ impl Shared {
                 reorgs_unknown_depth: load(&self.reorgs_unknown_depth),
                 propagation: self.propagation.snapshot(),
             },
-            detail: self
-                .journal
-                .counts(load(&self.journeys_total), load(&self.journeys_dropped)),
+            detail,
             resources: None,
         }
     }
@@ -244,9 +242,6 @@ impl Tap {
         let s = &*self.shared;
         s.messages[kind.index()].fetch_add(1, Ordering::Relaxed);
         if kind == MessageKind::Inv {
-            s.inv_messages.fetch_add(1, Ordering::Relaxed);
-            s.inv_items
-                .fetch_add(inventory.len() as u64, Ordering::Relaxed);
             let at_ms = s.clock.coarse_ms.load(Ordering::Relaxed);
             s.journal
                 .push(at_ms, inventory.iter().map(|i| (i.inv_type(), *i.hash())));
