@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use p2p_workload::TICK;
 
+use crate::design::StrategyKind;
 use crate::driver::{run_design, Build};
 use crate::report::{render_html, render_json, render_table, scenario_report, simulate, Report};
 use crate::scenario::{self, Scenario};
-use crate::strategy::StrategyKind;
 use p2p_recording::{Cost, Header, Mode, RecordingSink, RecordingWriter, Source};
 
 pub struct Options {

@@ -14,9 +14,9 @@ use p2p_observe::Observer;
 use p2p_workload::{ConsumerCost, LoadGenerator, TICK};
 use tokio::time::{Instant, MissedTickBehavior};
 
+use crate::design::{Strategy, StrategyKind};
 use crate::scenario::Scenario;
 use crate::stats::{RunResult, Stats};
-use crate::strategy::{Strategy, StrategyKind};
 use p2p_recording::{Recording, RecordingSink};
 
 /// Points in a run's time series.

@@ -8,10 +8,10 @@ use std::time::Duration;
 use p2p_decision::{Thresholds, Verdict};
 use serde::Serialize;
 
+use crate::design::{Broadcast, StrategyKind};
 use crate::driver::{run_design, Build};
 use crate::scenario::Scenario;
 use crate::stats::{RunResult, SEED_LAG_RATIO};
-use crate::strategy::{Broadcast, StrategyKind};
 
 /// The node's router as it is: what the decision framework judges.
 pub const BASELINE: StrategyKind = StrategyKind::Broadcast2048;

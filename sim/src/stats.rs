@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use p2p_router::dedup::DedupTracker;
 
-use crate::strategy::inv_window;
+use crate::design::inv_window;
 
 /// The seed's success criteria (Phase 2.3): lag under 1% (the decision framework's gate,
 /// `alerts/thresholds.toml`), average block propagation under 100 ms, p99 under 500 ms.

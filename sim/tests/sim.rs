@@ -14,9 +14,9 @@ use p2p_router::{
     BlockHeader, InvType, Inventory, InventoryItem, NetMessage, PeerEvent, PeerId, Router,
     VersionInfo,
 };
+use p2p_sim::design::{Actor, Dedup, Segmented, Sharded, SharedEvent, SharedMessage, ZeroCopy};
 use p2p_sim::report::{render_json, simulate};
 use p2p_sim::scenario;
-use p2p_sim::strategy::{Actor, Dedup, Segmented, Sharded, SharedEvent, SharedMessage, ZeroCopy};
 use p2p_sim::{run, Strategy, StrategyKind};
 use p2p_workload::ConsumerCost;
 use tokio::sync::mpsc;
