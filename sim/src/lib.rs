@@ -13,7 +13,7 @@ pub mod report;
 pub mod scenario;
 pub mod stats;
 
-pub use design::{Strategy, StrategyKind};
+pub use design::{Design, DesignKind};
 pub use driver::{run, run_realtime};
 pub use report::{simulate, Report, ScenarioReport};
 pub use scenario::Scenario;

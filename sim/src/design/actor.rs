@@ -10,7 +10,7 @@ use p2p_workload::{ConsumerCost, NodeModel};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::{Peers, Strategy};
+use super::{Design, Peers};
 use crate::channel::payload_len;
 
 /// Every peer actor's mailbox. Reported as one channel and one subscriber, never per peer.
@@ -129,7 +129,7 @@ impl PeerSink for Actor {
     }
 }
 
-impl Strategy for Actor {
+impl Design for Actor {
     fn catch_up(&mut self, now: Instant) {
         let mut fullest = 0;
         for id in &self.order {

@@ -9,7 +9,7 @@ use p2p_workload::{ConsumerCost, NodeModel, VirtualConsumer as Consumer};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::{Strategy, CONSUMER};
+use super::{Design, CONSUMER};
 use crate::channel::{payload_len, HeldBytes};
 
 /// The node's router as it is: the reference router with one consumer loop, at a given capacity
@@ -78,7 +78,7 @@ impl PeerSink for Broadcast {
     }
 }
 
-impl Strategy for Broadcast {
+impl Design for Broadcast {
     fn catch_up(&mut self, now: Instant) {
         self.consumer
             .catch_up(now, &mut self.node, &self.cost, self.observer.as_ref());

@@ -11,9 +11,9 @@ use p2p_workload::ConsumerCost;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::{Broadcast, Strategy};
+use super::{Broadcast, Design};
 
-/// The seed's dedup window.
+/// The scaling document's dedup window: 5 s.
 pub const DEDUP_WINDOW: Duration = Duration::from_secs(5);
 
 /// The exporter's duplicate tracker, unbounded: the simulator's duplicate ratio and the exporter's
@@ -75,7 +75,7 @@ impl PeerSink for Dedup {
     }
 }
 
-impl Strategy for Dedup {
+impl Design for Dedup {
     fn catch_up(&mut self, now: Instant) {
         self.inner.catch_up(now)
     }

@@ -32,7 +32,7 @@ pub const CONSUMER: &str = "consumer";
 
 /// The designs, by the names the CLI and the reports use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum StrategyKind {
+pub enum DesignKind {
     Broadcast2048,
     Broadcast4096,
     Broadcast8192,
@@ -43,33 +43,33 @@ pub enum StrategyKind {
     ZeroCopy,
 }
 
-impl StrategyKind {
-    pub const ALL: [StrategyKind; 8] = [
-        StrategyKind::Broadcast2048,
-        StrategyKind::Broadcast4096,
-        StrategyKind::Broadcast8192,
-        StrategyKind::Dedup,
-        StrategyKind::Segmented,
-        StrategyKind::Sharded,
-        StrategyKind::Actor,
-        StrategyKind::ZeroCopy,
+impl DesignKind {
+    pub const ALL: [DesignKind; 8] = [
+        DesignKind::Broadcast2048,
+        DesignKind::Broadcast4096,
+        DesignKind::Broadcast8192,
+        DesignKind::Dedup,
+        DesignKind::Segmented,
+        DesignKind::Sharded,
+        DesignKind::Actor,
+        DesignKind::ZeroCopy,
     ];
 
     pub fn name(self) -> &'static str {
         match self {
-            StrategyKind::Broadcast2048 => "broadcast-2048",
-            StrategyKind::Broadcast4096 => "broadcast-4096",
-            StrategyKind::Broadcast8192 => "broadcast-8192",
-            StrategyKind::Dedup => "dedup",
-            StrategyKind::Segmented => "segmented",
-            StrategyKind::Sharded => "sharded",
-            StrategyKind::Actor => "actor",
-            StrategyKind::ZeroCopy => "zero-copy",
+            DesignKind::Broadcast2048 => "broadcast-2048",
+            DesignKind::Broadcast4096 => "broadcast-4096",
+            DesignKind::Broadcast8192 => "broadcast-8192",
+            DesignKind::Dedup => "dedup",
+            DesignKind::Segmented => "segmented",
+            DesignKind::Sharded => "sharded",
+            DesignKind::Actor => "actor",
+            DesignKind::ZeroCopy => "zero-copy",
         }
     }
 
-    pub fn parse(name: &str) -> Option<StrategyKind> {
-        StrategyKind::ALL.into_iter().find(|k| k.name() == name)
+    pub fn parse(name: &str) -> Option<DesignKind> {
+        DesignKind::ALL.into_iter().find(|k| k.name() == name)
     }
 
     /// Builds the design; everything it does is reported to `observer`.
@@ -78,27 +78,21 @@ impl StrategyKind {
         max_peers: usize,
         cost: ConsumerCost,
         observer: Arc<dyn Observer>,
-    ) -> Box<dyn Strategy> {
+    ) -> Box<dyn Design> {
         match self {
-            StrategyKind::Broadcast2048 => {
-                Box::new(Broadcast::new(2048, max_peers, cost, observer))
-            }
-            StrategyKind::Broadcast4096 => {
-                Box::new(Broadcast::new(4096, max_peers, cost, observer))
-            }
-            StrategyKind::Broadcast8192 => {
-                Box::new(Broadcast::new(8192, max_peers, cost, observer))
-            }
-            StrategyKind::Dedup => Box::new(Dedup::new(max_peers, cost, observer)),
-            StrategyKind::Segmented => Box::new(Segmented::new(max_peers, cost, observer)),
-            StrategyKind::Sharded => Box::new(Sharded::new(max_peers, cost, observer)),
-            StrategyKind::Actor => Box::new(Actor::new(max_peers, cost, observer)),
-            StrategyKind::ZeroCopy => Box::new(ZeroCopy::new(max_peers, cost, observer)),
+            DesignKind::Broadcast2048 => Box::new(Broadcast::new(2048, max_peers, cost, observer)),
+            DesignKind::Broadcast4096 => Box::new(Broadcast::new(4096, max_peers, cost, observer)),
+            DesignKind::Broadcast8192 => Box::new(Broadcast::new(8192, max_peers, cost, observer)),
+            DesignKind::Dedup => Box::new(Dedup::new(max_peers, cost, observer)),
+            DesignKind::Segmented => Box::new(Segmented::new(max_peers, cost, observer)),
+            DesignKind::Sharded => Box::new(Sharded::new(max_peers, cost, observer)),
+            DesignKind::Actor => Box::new(Actor::new(max_peers, cost, observer)),
+            DesignKind::ZeroCopy => Box::new(ZeroCopy::new(max_peers, cost, observer)),
         }
     }
 }
 
-impl fmt::Display for StrategyKind {
+impl fmt::Display for DesignKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
@@ -106,14 +100,14 @@ impl fmt::Display for StrategyKind {
 
 /// A router design: peers talk to it through [`PeerSink`], and its consumers handle what it
 /// delivers in (virtual or real) time.
-pub trait Strategy: PeerSink + Send {
+pub trait Design: PeerSink + Send {
     /// Lets every consumer take and handle what it would have started on before `now`.
     fn catch_up(&mut self, now: Instant);
     /// Payload bytes held by the events queued in the design's channels or mailboxes.
     fn held_bytes(&mut self) -> u64;
 }
 
-impl<T: Strategy + ?Sized> Strategy for Box<T> {
+impl<T: Design + ?Sized> Design for Box<T> {
     fn catch_up(&mut self, now: Instant) {
         (**self).catch_up(now)
     }
@@ -190,7 +184,7 @@ impl Peers {
     }
 }
 
-impl<S: Strategy> Strategy for p2p_recording::RecordingSink<S> {
+impl<S: Design> Design for p2p_recording::RecordingSink<S> {
     fn catch_up(&mut self, now: Instant) {
         self.inner_mut().catch_up(now)
     }

@@ -107,7 +107,7 @@ macro_rules! multi_channel_design {
             }
         }
 
-        impl Strategy for $design {
+        impl Design for $design {
             fn catch_up(&mut self, now: Instant) {
                 self.0.catch_up(now)
             }

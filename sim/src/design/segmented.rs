@@ -10,9 +10,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::multi_channel::{multi_channel_design, MultiChannel};
-use super::Strategy;
+use super::Design;
 
-/// Segmented fanout's channels and capacities, as in the seed's Scenario B.
+/// Segmented fanout's channels and capacities, as in the scaling document's Scenario B.
 pub const SEGMENTS: [(&str, usize); 4] = [
     ("control", 256),
     ("sync", 512),
@@ -20,7 +20,7 @@ pub const SEGMENTS: [(&str, usize); 4] = [
     ("data", 4096),
 ];
 
-/// Which segment (index into [`SEGMENTS`]) carries an event: the seed's `ControlEvent` (peer
+/// Which segment (index into [`SEGMENTS`]) carries an event: the scaling document's `ControlEvent` (peer
 /// lifecycle, ping/pong, and the handshake and address messages that only the peer manager
 /// reads), sync (headers), inventory (inv, getdata) and data (block, tx).
 pub fn segment_of(event: &PeerEvent) -> usize {

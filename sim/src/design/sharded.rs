@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::multi_channel::{multi_channel_design, MultiChannel};
-use super::Strategy;
+use super::Design;
 use crate::channel::Receiver;
 
 const SHARDS: [&str; 8] = [

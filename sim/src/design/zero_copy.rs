@@ -11,7 +11,7 @@ use tokio::sync::broadcast::error::TryRecvError;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::{Peers, Strategy, CONSUMER};
+use super::{Design, Peers, CONSUMER};
 use crate::channel::{payload_len, Channel, Receiver, SHARED_CLONE};
 
 /// A message whose block or transaction body is shared (`Bytes`, reference counted) instead of
@@ -130,7 +130,7 @@ impl PeerSink for ZeroCopy {
     }
 }
 
-impl Strategy for ZeroCopy {
+impl Design for ZeroCopy {
     fn catch_up(&mut self, now: Instant) {
         self.consumer
             .catch_up(now, &mut self.node, &self.cost, self.observer.as_ref());

@@ -12,7 +12,7 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::design::StrategyKind;
+use crate::design::DesignKind;
 use crate::report::{render_html, render_json, render_table};
 
 mod convert;
@@ -25,8 +25,8 @@ pub use run::{cost, replay_design, report, ticks};
 
 pub struct Options {
     pub path: PathBuf,
-    /// Strategy names, or `all`.
-    pub strategies: Vec<String>,
+    /// Design names, or `all`.
+    pub designs: Vec<String>,
     pub block_cost: Option<Duration>,
     pub message_cost: Option<Duration>,
     pub json: bool,
@@ -55,13 +55,13 @@ impl std::error::Error for Error {}
 /// Loads, replays and writes the outputs: the table (or JSON) to stdout, the HTML to `report`.
 pub fn run(options: &Options) -> Result<(), Error> {
     let loaded = load(&options.path).map_err(Error::Input)?;
-    let strategies: Vec<StrategyKind> = if options.strategies.iter().any(|s| s == "all") {
-        StrategyKind::ALL.to_vec()
+    let designs: Vec<DesignKind> = if options.designs.iter().any(|s| s == "all") {
+        DesignKind::ALL.to_vec()
     } else {
         let mut picked: Vec<_> = options
-            .strategies
+            .designs
             .iter()
-            .filter_map(|s| StrategyKind::parse(s))
+            .filter_map(|s| DesignKind::parse(s))
             .collect();
         picked.sort();
         picked.dedup();
@@ -72,7 +72,7 @@ pub fn run(options: &Options) -> Result<(), Error> {
         || options.path.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
-    let report = report(&loaded, &name, &strategies, &cost);
+    let report = report(&loaded, &name, &designs, &cost);
     let mut stdout = io::stdout().lock();
     if options.json {
         writeln!(stdout, "{}", render_json(&report)).map_err(Error::Output)?;

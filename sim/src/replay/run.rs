@@ -12,14 +12,14 @@ use p2p_workload::{ConsumerCost, TICK};
 use tokio::time::Instant;
 
 use super::{Event, Loaded};
-use crate::design::{Strategy, StrategyKind};
+use crate::design::{Design, DesignKind};
 use crate::driver::{drive, in_virtual_time, Build, Feed};
 use crate::report::{scenario_report, Report};
 use crate::stats::{RunResult, Stats};
 
 /// Sends a recording's events into a design, each at the first tick at or after its time.
 struct ReplayFeed<'a> {
-    design: Box<dyn Strategy>,
+    design: Box<dyn Design>,
     events: &'a [(u64, Event)],
     next: usize,
     /// RecordingSink peer id -> the id the design gave it.
@@ -28,7 +28,7 @@ struct ReplayFeed<'a> {
 }
 
 impl Feed for ReplayFeed<'_> {
-    fn design(&mut self) -> &mut dyn Strategy {
+    fn design(&mut self) -> &mut dyn Design {
         self.design.as_mut()
     }
 
@@ -126,13 +126,8 @@ pub fn cost(header: &Header, block: Option<Duration>, message: Option<Duration>)
     }
 }
 
-/// Every strategy named (or all) on the recording, as a simulator report.
-pub fn report(
-    loaded: &Loaded,
-    name: &str,
-    strategies: &[StrategyKind],
-    cost: &ConsumerCost,
-) -> Report {
+/// Every design named (or all) on the recording, as a simulator report.
+pub fn report(loaded: &Loaded, name: &str, designs: &[DesignKind], cost: &ConsumerCost) -> Report {
     let header = &loaded.header;
     let mut summary = format!(
         "Replay of {} recording",
@@ -144,8 +139,8 @@ pub fn report(
     if let Some(scenario) = &header.scenario {
         summary += &format!(" of scenario {scenario}");
     }
-    if let Some(strategy) = &header.strategy {
-        summary += &format!(" on {strategy}");
+    if let Some(design) = &header.design {
+        summary += &format!(" on {design}");
     }
     summary += &format!(
         ": {} arrivals; consumer costs {} (block {:?}, message {:?}).",
@@ -172,7 +167,7 @@ pub fn report(
         name,
         &summary,
         duration,
-        strategies,
+        designs,
         &mut runner,
         &mut |_, _| {},
     );
@@ -191,7 +186,7 @@ mod tests {
     use p2p_recording::{Cost, Mode, RecordingSink, RecordingWriter};
 
     /// Runs `kind` on the scenario while recording it, then replays the recording on `kind`.
-    fn record_and_replay(name: &str, kind: StrategyKind, seconds: u64) -> (RunResult, RunResult) {
+    fn record_and_replay(name: &str, kind: DesignKind, seconds: u64) -> (RunResult, RunResult) {
         let scenario = scenario::by_name(name).unwrap();
         let dir =
             std::env::temp_dir().join(format!("p2p-replay-{}-{name}-{kind}", std::process::id()));
@@ -238,10 +233,10 @@ mod tests {
     fn a_replayed_scenario_recording_reproduces_the_run_exactly() {
         // Blocks, competing bursts and a reorg; a surge of handshakes; per-peer designs.
         for (name, kind, seconds) in [
-            ("testnet-10-burst-250", StrategyKind::Broadcast2048, 65),
-            ("peer-surge", StrategyKind::Sharded, 20),
-            ("peer-surge", StrategyKind::Actor, 20),
-            ("dup-storm", StrategyKind::Dedup, 10),
+            ("testnet-10-burst-250", DesignKind::Broadcast2048, 65),
+            ("peer-surge", DesignKind::Sharded, 20),
+            ("peer-surge", DesignKind::Actor, 20),
+            ("dup-storm", DesignKind::Dedup, 10),
         ] {
             let (original, replayed) = record_and_replay(name, kind, seconds);
             assert!(original.events_received > 0, "{name} {kind}");
