@@ -1,6 +1,6 @@
-//! Every router design of the scaling document behind one interface, one file per design. Each
-//! reports the same observations as the reference router, so the exporter's recorder, rules and
-//! dashboards work on any of them.
+//! Every router design of the node team's scaling document behind one interface, one file per
+//! design. Each reports the same observations as the reference router, so the exporter's recorder,
+//! rules and dashboards work on any of them.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -119,7 +119,7 @@ impl<T: Design + ?Sized> Design for Box<T> {
 
 /// Peer bookkeeping for the designs that are not the reference router: same ids, same limit, same
 /// observations.
-pub(crate) struct Peers {
+struct Peers {
     max_peers: usize,
     next: u64,
     live: HashSet<PeerId>,
@@ -127,7 +127,7 @@ pub(crate) struct Peers {
 }
 
 impl Peers {
-    pub(crate) fn new(max_peers: usize, observer: Arc<dyn Observer>) -> Peers {
+    fn new(max_peers: usize, observer: Arc<dyn Observer>) -> Peers {
         Peers {
             max_peers,
             next: 1,
@@ -136,7 +136,7 @@ impl Peers {
         }
     }
 
-    pub(crate) fn register(
+    fn register(
         &mut self,
         inbound: bool,
         address: SocketAddr,
@@ -166,7 +166,7 @@ impl Peers {
         })
     }
 
-    pub(crate) fn disconnect(&mut self, peer_id: PeerId, reason: &str) -> bool {
+    fn disconnect(&mut self, peer_id: PeerId, reason: &str) -> bool {
         let removed = self.live.remove(&peer_id);
         if removed {
             self.observer.observe(Observation::PeerDisconnected {
@@ -176,7 +176,7 @@ impl Peers {
         removed
     }
 
-    pub(crate) fn emitted(&self, message: &NetMessage) {
+    fn emitted(&self, message: &NetMessage) {
         self.observer.observe(Observation::MessageEmitted {
             kind: message.kind(),
             inventory: message.announced_items(),
