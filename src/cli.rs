@@ -14,7 +14,7 @@ use p2p_exporter::recorder::RecorderConfig;
 use p2p_exporter::tap::{TapConfig, TapListen};
 use p2p_exporter::telemetry::{OtlpProtocol, TelemetryConfig};
 use p2p_recording::Source;
-use p2p_sim::{Scenario, StrategyKind};
+use p2p_sim::{DesignKind, Scenario};
 
 use crate::embedded::Simulated;
 use crate::UsageError;
@@ -63,8 +63,8 @@ pub struct SimulateArgs {
     pub scenario: Vec<String>,
 
     /// Router designs to run each scenario against, repeatable or comma-separated, or `all`.
-    #[arg(long, value_name = "NAME", value_delimiter = ',', default_value = "all", value_parser = p2p_sim::cli::strategy_name)]
-    pub strategy: Vec<String>,
+    #[arg(long, alias = "strategy", value_name = "NAME", value_delimiter = ',', default_value = "all", value_parser = p2p_sim::cli::design_name)]
+    pub design: Vec<String>,
 
     /// Simulated time per run (each scenario has its own default).
     #[arg(long, value_parser = positive_duration)]
@@ -82,8 +82,8 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "FILE")]
     pub report: Option<std::path::PathBuf>,
 
-    /// Record what the scenario's peers hand the strategy to this file, for `replay` (one
-    /// scenario and one strategy).
+    /// Record what the scenario's peers hand the design to this file, for `replay` (one
+    /// scenario and one design).
     #[arg(long, value_name = "FILE")]
     pub record: Option<std::path::PathBuf>,
 }
@@ -92,7 +92,7 @@ impl SimulateArgs {
     pub fn run(&self) -> anyhow::Result<()> {
         let options = p2p_sim::cli::Options {
             scenarios: self.scenario.clone(),
-            strategies: self.strategy.clone(),
+            designs: self.design.clone(),
             duration: self.duration,
             seed: self.seed,
             json: self.json,
@@ -133,7 +133,7 @@ pub struct ServeArgs {
     pub workload: WorkloadArgs,
 
     #[command(flatten)]
-    pub design: DesignArgs,
+    pub simulated: DesignArgs,
 
     #[command(flatten)]
     pub consumer: ConsumerArgs,
@@ -213,8 +213,13 @@ pub struct DesignArgs {
     pub scenario: Option<String>,
 
     /// Router design to run; default broadcast-2048, the node's router.
-    #[arg(long, env = "P2P_STRATEGY", value_name = "NAME", value_parser = strategy_name)]
-    pub strategy: Option<String>,
+    #[arg(long, env = "P2P_DESIGN", value_name = "NAME", value_parser = design_name)]
+    pub design: Option<String>,
+
+    /// The flag's and the variable's first name (`--strategy`, P2P_STRATEGY), for older scripts;
+    /// `--design` wins when both are given.
+    #[arg(long = "strategy", env = "P2P_STRATEGY", hide = true, value_name = "NAME", value_parser = design_name)]
+    pub former_design: Option<String>,
 }
 
 fn scenario_name(name: &str) -> Result<String, String> {
@@ -224,9 +229,9 @@ fn scenario_name(name: &str) -> Result<String, String> {
     }
 }
 
-fn strategy_name(name: &str) -> Result<String, String> {
-    match p2p_sim::cli::strategy_name(name)? {
-        all if all == "all" => Err("a live exporter runs one strategy, not all".into()),
+fn design_name(name: &str) -> Result<String, String> {
+    match p2p_sim::cli::design_name(name)? {
+        all if all == "all" => Err("a live exporter runs one design, not all".into()),
         name => Ok(name),
     }
 }
@@ -267,12 +272,13 @@ pub struct WorkloadArgs {
     pub churn_every: Duration,
 
     /// Chance that a competing block at the same height follows a new block (an orphan). The
-    /// default keeps the orphan rate under the seed's 1%.
+    /// default keeps the orphan rate under 1%, the target of the node team's scaling document.
     #[arg(long, env = "P2P_STALE_BLOCK_PROBABILITY", default_value_t = WorkloadConfig::default().stale_block_probability, value_parser = ratio)]
     pub stale_block_probability: f64,
 
     /// Chance that the competing branch wins and the node reorganises; at most the stale
-    /// probability. The default keeps reorgs under the seed's 0.1% of blocks.
+    /// probability. The default keeps reorgs under 0.1% of blocks, the target of the node team's
+    /// scaling document.
     #[arg(long, env = "P2P_REORG_PROBABILITY", default_value_t = WorkloadConfig::default().reorg_probability, value_parser = ratio)]
     pub reorg_probability: f64,
 
@@ -296,7 +302,8 @@ pub struct ConsumerArgs {
 #[derive(Args, Debug)]
 #[command(next_help_heading = "Exporter")]
 pub struct ExporterArgs {
-    /// Window in which an inv item seen again counts as a duplicate (the seed's 5 s).
+    /// Window in which an inv item seen again counts as a duplicate (5 s in the node team's scaling
+    /// document).
     #[arg(long, env = "P2P_DEDUP_TTL", default_value = "5s", value_parser = positive_duration)]
     pub dedup_ttl: Duration,
 
@@ -331,14 +338,19 @@ impl ServeArgs {
     }
 
     /// The scenario and design to run in real time; `None` (neither flag) is the node's router
-    /// under the workload flags, as before. A strategy alone runs the workload flags on it.
+    /// under the workload flags, as before. A design alone runs the workload flags on it.
     pub fn design(&self) -> Option<Simulated> {
-        let strategy = match &self.design.strategy {
-            Some(name) => StrategyKind::parse(name)?,
-            None if self.design.scenario.is_some() => StrategyKind::Broadcast2048,
+        let kind = match self
+            .simulated
+            .design
+            .as_ref()
+            .or(self.simulated.former_design.as_ref())
+        {
+            Some(name) => DesignKind::parse(name)?,
+            None if self.simulated.scenario.is_some() => DesignKind::Broadcast2048,
             None => return None,
         };
-        let scenario = match &self.design.scenario {
+        let scenario = match &self.simulated.scenario {
             Some(name) => p2p_sim::scenario::by_name(name)?,
             None => Scenario {
                 name: "testnet",
@@ -348,7 +360,7 @@ impl ServeArgs {
                 duration: Duration::MAX,
             },
         };
-        Some(Simulated { scenario, strategy })
+        Some(Simulated { scenario, kind })
     }
 
     pub fn consumer_cost(&self) -> ConsumerCost {
@@ -430,8 +442,8 @@ pub struct ReplayArgs {
     pub file: PathBuf,
 
     /// Router designs to replay it through, repeatable or comma-separated, or `all`.
-    #[arg(long, value_name = "NAME", value_delimiter = ',', default_value = "all", value_parser = p2p_sim::cli::strategy_name)]
-    pub strategy: Vec<String>,
+    #[arg(long, alias = "strategy", value_name = "NAME", value_delimiter = ',', default_value = "all", value_parser = p2p_sim::cli::design_name)]
+    pub design: Vec<String>,
 
     /// Processing time per new block; overrides the recording's (a tap recording has none:
     /// default 3ms).
@@ -455,7 +467,7 @@ impl ReplayArgs {
     pub fn run(&self) -> anyhow::Result<()> {
         let options = p2p_sim::replay::Options {
             path: self.file.clone(),
-            strategies: self.strategy.clone(),
+            designs: self.design.clone(),
             block_cost: self.block_cost,
             message_cost: self.message_cost,
             json: self.json,
@@ -556,7 +568,7 @@ mod tests {
     }
 
     #[test]
-    fn defaults_are_the_seed_testnet() {
+    fn defaults_are_the_scaling_documents_testnet() {
         let cli = Cli::try_parse_from(["p2p-exporter"]).unwrap();
         assert!(cli.command.is_none());
         let cli = cli.serve;
@@ -566,6 +578,34 @@ mod tests {
         assert_eq!(workload.peers, 20);
         assert_eq!(workload.rate_per_peer, 35.0);
         assert_eq!(cli.recorder().dedup_ttl, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn the_former_strategy_flag_still_names_a_design() {
+        let serve = |args: &[&str]| {
+            let cli = Cli::try_parse_from([&["p2p-exporter"], args].concat()).unwrap();
+            cli.serve.design().map(|d| d.kind)
+        };
+        assert_eq!(serve(&["--design", "sharded"]), Some(DesignKind::Sharded));
+        assert_eq!(serve(&["--strategy", "sharded"]), Some(DesignKind::Sharded));
+        assert_eq!(
+            serve(&["--design", "actor", "--strategy", "sharded"]),
+            Some(DesignKind::Actor)
+        );
+        for command in ["simulate", "replay"] {
+            let mut args = vec!["p2p-exporter", command, "--strategy", "dedup,actor"];
+            if command == "replay" {
+                args.push("x.gz");
+            }
+            let designs = match Cli::try_parse_from(args).unwrap().command {
+                Some(Command::Simulate(simulate)) => simulate.design,
+                Some(Command::Replay(replay)) => replay.design,
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(designs, ["dedup", "actor"], "{command}");
+        }
+        let help = Cli::command().render_long_help().to_string();
+        assert!(!help.contains("strategy"), "{help}");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use p2p_exporter::resources;
 use p2p_observe::Observer;
 use p2p_recording::{Recording, RecordingSink};
 use p2p_router::Router;
-use p2p_sim::{run_realtime, Scenario, StrategyKind};
+use p2p_sim::{run_realtime, DesignKind, Scenario};
 use p2p_workload::{run_consumer, ConsumerCost, LoadGenerator, WorkloadConfig};
 use tokio::task::JoinSet;
 
@@ -32,7 +32,7 @@ pub struct EmbeddedConfig {
 #[derive(Debug)]
 pub struct Simulated {
     pub scenario: Scenario,
-    pub strategy: StrategyKind,
+    pub kind: DesignKind,
 }
 
 /// Spawns the router's consumer loop, the load generator and the resource sampler onto `tasks`;
@@ -48,7 +48,7 @@ pub fn start(
     if let Some(design) = config.design {
         tasks.spawn(run_realtime(
             design.scenario,
-            design.strategy,
+            design.kind,
             observer,
             config.recording,
         ));

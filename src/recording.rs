@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use p2p_recording::{Cost, Header, Mode, RecordingWriter, Source};
-use p2p_sim::StrategyKind;
+use p2p_sim::DesignKind;
 
 use crate::cli::ServeArgs;
 use p2p_exporter::recorder::Recorder;
@@ -15,16 +15,16 @@ pub fn header(args: &ServeArgs) -> Header {
         Source::Tap => Header::new(Source::Tap),
         Source::Embedded => match args.design() {
             Some(design) => Header {
-                capacity: match design.strategy {
-                    StrategyKind::Broadcast4096 => Some(4096),
-                    StrategyKind::Broadcast8192 => Some(8192),
-                    StrategyKind::Segmented | StrategyKind::Sharded | StrategyKind::Actor => None,
+                capacity: match design.kind {
+                    DesignKind::Broadcast4096 => Some(4096),
+                    DesignKind::Broadcast8192 => Some(8192),
+                    DesignKind::Segmented | DesignKind::Sharded | DesignKind::Actor => None,
                     _ => Some(2048),
                 },
                 max_peers: Some(design.scenario.max_peers() as u64),
                 scenario: (design.scenario.duration != Duration::MAX)
                     .then(|| design.scenario.name.to_owned()),
-                strategy: Some(design.strategy.name().to_owned()),
+                design: Some(design.kind.name().to_owned()),
                 cost: Some(Cost::from(&design.scenario.cost)),
                 ..Header::new(Source::Embedded)
             },

@@ -121,9 +121,7 @@ async fn serve(
         "p2p.scenario_run",
         source = source.as_str(),
         scenario = design.as_ref().map_or("testnet", |d| d.scenario.name),
-        strategy = design
-            .as_ref()
-            .map_or("broadcast-2048", |d| d.strategy.name()),
+        design = design.as_ref().map_or("broadcast-2048", |d| d.kind.name()),
     );
     let shutdown = shutdown_signal()?;
     tracing::info!(%address, source = source.as_str(), "listening");

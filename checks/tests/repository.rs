@@ -30,7 +30,7 @@ fn thresholds_are_read_from_alerts_thresholds_toml_and_drawn_as_lines() {
     assert_eq!(thresholds.memory_per_peer_bytes, 10.0 * 1024.0 * 1024.0);
     assert_eq!(thresholds.cpu_per_peer_ratio, 0.01);
 
-    // The seed's lines, each on the panel it belongs to.
+    // The scaling document's lines, each on the panel it belongs to.
     let dashboards = generate::dashboards(&thresholds);
     let line = |uid: &str, title: &str| -> Vec<f64> {
         let (_, dashboard) = dashboards.iter().find(|(id, _)| id.uid == uid).unwrap();

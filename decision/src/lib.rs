@@ -116,7 +116,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_shipped_thresholds_are_the_seeds() {
+    fn the_shipped_thresholds_are_the_scaling_documents() {
         let t = Thresholds::shipped();
         assert_eq!(
             (t.lag_ratio, t.duplicate_ratio, t.average_peers),

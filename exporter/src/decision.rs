@@ -182,14 +182,14 @@ fn evaluate<'a>(t: &Thresholds, samples: impl Iterator<Item = &'a Sample>) -> De
             pct(t.lag_ratio)
         ),
         Verdict::Deduplicate => format!(
-            "lag {} > {} and duplicate inv {} > {}: deduplicate inv before the channel (seed: 2-3 weeks)",
+            "lag {} > {} and duplicate inv {} > {}: deduplicate inv before the channel (scaling document: 2-3 weeks)",
             pct(lag_ratio),
             pct(t.lag_ratio),
             pct(duplicate_ratio),
             pct(t.duplicate_ratio)
         ),
         Verdict::SegmentedFanout => format!(
-            "lag {} > {}, duplicates {} <= {}, average peers {:.1} > {}: segment the channel (seed: 3-4 weeks)",
+            "lag {} > {}, duplicates {} <= {}, average peers {:.1} > {}: segment the channel (scaling document: 3-4 weeks)",
             pct(lag_ratio),
             pct(t.lag_ratio),
             pct(duplicate_ratio),
@@ -198,7 +198,7 @@ fn evaluate<'a>(t: &Thresholds, samples: impl Iterator<Item = &'a Sample>) -> De
             t.average_peers
         ),
         Verdict::GrowChannel => format!(
-            "lag {} > {}, duplicates {} <= {}, average peers {:.1} <= {}: grow EVENT_CHANNEL_SIZE (seed: 5 minutes)",
+            "lag {} > {}, duplicates {} <= {}, average peers {:.1} <= {}: grow EVENT_CHANNEL_SIZE (scaling document: 5 minutes)",
             pct(lag_ratio),
             pct(t.lag_ratio),
             pct(duplicate_ratio),

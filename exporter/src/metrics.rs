@@ -12,16 +12,16 @@ use p2p_contract::{
 };
 use p2p_observe::{DisconnectReason, MessageKind};
 
-/// Upper bounds for delivery latency: the seed expects < 10 ms under normal load.
+/// Upper bounds for delivery latency: the scaling document expects < 10 ms under normal load.
 const DELIVERY_BUCKETS: &[f64] = &[
     0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
     1.0, 2.5, 5.0,
 ];
-/// Upper bounds for block propagation: the seed's targets are p50 < 100 ms and p99 < 500 ms.
+/// Upper bounds for block propagation: the scaling document's targets are p50 < 100 ms and p99 < 500 ms.
 const PROPAGATION_BUCKETS: &[f64] = &[
     0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0,
 ];
-/// Channel fill; 0.8 is the seed's capacity-usage threshold.
+/// Channel fill; 0.8 is the scaling document's capacity-usage threshold.
 const USAGE_BUCKETS: &[f64] = &[0.1, 0.25, 0.5, 0.75, 0.8, 0.9, 0.95, 0.99, 1.0];
 
 pub fn def_of(name: &str) -> &'static MetricDef {

@@ -83,9 +83,10 @@ pub struct Header {
     /// The simulator scenario that produced the arrivals, if any.
     #[serde(default)]
     pub scenario: Option<String>,
-    /// The router design that was recorded, if not the node's own.
-    #[serde(default)]
-    pub strategy: Option<String>,
+    /// The router design that was recorded, if not the node's own. Its key stays `strategy`, as
+    /// in the recordings already written.
+    #[serde(default, rename = "strategy")]
+    pub design: Option<String>,
     /// The consumer's costs, when known (never for a tap recording).
     #[serde(default)]
     pub cost: Option<Cost>,
@@ -100,7 +101,7 @@ impl Header {
             capacity: None,
             max_peers: None,
             scenario: None,
-            strategy: None,
+            design: None,
             cost: None,
         }
     }

@@ -1,8 +1,8 @@
-//! The duplicate-inventory tracker, with the seed's semantics: an `inv` message is a duplicate when
+//! The duplicate-inventory tracker, with the scaling document's semantics: an `inv` message is a duplicate when
 //! every one of its items was seen within the last `ttl` (5 s); items are counted the same way. An
 //! empty `inv` is a duplicate. The window counts from an item's latest announcement.
 //!
-//! The seed's sketch checks under a read lock and inserts later, so two peers announcing the same
+//! The document's sketch checks under a read lock and inserts later, so two peers announcing the same
 //! item at the same moment are both counted new. Here the check and the insert of one message
 //! happen under one lock: with any number of threads, the first announcement of an item is new and
 //! every later one within the TTL is a duplicate, exactly as if the messages had come one at a time.
@@ -29,7 +29,7 @@ use std::time::Duration;
 use p2p_observe::{InvType, InventoryItem};
 use tokio::time::Instant;
 
-/// The seed's dedup window.
+/// The scaling document's dedup window: 5 s.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(5);
 /// Enough for ~10 000 new items a second over the 5 s window.
 pub const DEFAULT_MAX_ITEMS: usize = 50_000;

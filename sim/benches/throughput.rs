@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use p2p_sim::{run, scenario, StrategyKind};
+use p2p_sim::{run, scenario, DesignKind};
 use tokio::sync::broadcast;
 
 /// Simulated time per iteration: a minute of the 100-peer testnet.
@@ -15,7 +15,7 @@ fn throughput(c: &mut Criterion) {
     let scenario = scenario::by_name("healthy-under-load").unwrap();
     let events = run(
         &scenario,
-        StrategyKind::Broadcast2048,
+        DesignKind::Broadcast2048,
         SIMULATED,
         1,
         &mut |_| {},
@@ -28,7 +28,7 @@ fn throughput(c: &mut Criterion) {
         b.iter(|| {
             run(
                 &scenario,
-                StrategyKind::Broadcast2048,
+                DesignKind::Broadcast2048,
                 SIMULATED,
                 1,
                 &mut |_| {},

@@ -1,4 +1,4 @@
-//! The building blocks every strategy shares: a named broadcast channel that reports like the
+//! The building blocks every design shares: a named broadcast channel that reports like the
 //! reference router, a receiver that reports like its `Subscriber` (and that the node's consumer
 //! loop in virtual time can take from), and the accounting of the payload bytes a channel holds.
 

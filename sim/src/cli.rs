@@ -7,39 +7,39 @@ use std::time::Duration;
 
 use p2p_workload::TICK;
 
+use crate::design::DesignKind;
 use crate::driver::{run_design, Build};
 use crate::report::{render_html, render_json, render_table, scenario_report, simulate, Report};
 use crate::scenario::{self, Scenario};
-use crate::strategy::StrategyKind;
 use p2p_recording::{Cost, Header, Mode, RecordingSink, RecordingWriter, Source};
 
 pub struct Options {
     /// Scenario names, or `all`.
     pub scenarios: Vec<String>,
-    /// Strategy names, or `all`.
-    pub strategies: Vec<String>,
+    /// Design names, or `all`.
+    pub designs: Vec<String>,
     pub duration: Option<Duration>,
     pub seed: u64,
     pub json: bool,
     pub report: Option<PathBuf>,
-    /// Record what the one scenario's peers hand the one strategy to this file (docs/recording.md).
+    /// Record what the one scenario's peers hand the one design to this file (docs/recording.md).
     pub record: Option<PathBuf>,
 }
 
-/// With `--record`, exactly one scenario and one strategy: a recording holds one run. The error
+/// With `--record`, exactly one scenario and one design: a recording holds one run. The error
 /// is one line.
 pub fn check_record(options: &Options) -> Result<(), String> {
     let single = |names: &[String]| names.len() == 1 && names[0] != "all";
-    if options.record.is_some() && !(single(&options.scenarios) && single(&options.strategies)) {
-        return Err("--record needs exactly one --scenario and one --strategy (not all)".into());
+    if options.record.is_some() && !(single(&options.scenarios) && single(&options.designs)) {
+        return Err("--record needs exactly one --scenario and one --design (not all)".into());
     }
     Ok(())
 }
 
-/// The recorded run, and the report of that one strategy.
+/// The recorded run, and the report of that one design.
 fn record_run(
     scenario: &Scenario,
-    kind: StrategyKind,
+    kind: DesignKind,
     options: &Options,
     path: &Path,
     progress: &mut dyn FnMut(&str, &str, f64),
@@ -48,14 +48,14 @@ fn record_run(
     let ticks = (duration.as_nanos() / TICK.as_nanos()).max(1) as u32;
     let header = Header {
         capacity: match kind {
-            StrategyKind::Broadcast4096 => Some(4096),
-            StrategyKind::Broadcast8192 => Some(8192),
-            StrategyKind::Segmented | StrategyKind::Sharded | StrategyKind::Actor => None,
+            DesignKind::Broadcast4096 => Some(4096),
+            DesignKind::Broadcast8192 => Some(8192),
+            DesignKind::Segmented | DesignKind::Sharded | DesignKind::Actor => None,
             _ => Some(2048),
         },
         max_peers: Some(scenario.max_peers() as u64),
         scenario: Some(scenario.name.to_owned()),
-        strategy: Some(kind.name().to_owned()),
+        design: Some(kind.name().to_owned()),
         cost: Some(Cost::from(&scenario.cost)),
         ..Header::new(Source::Embedded)
     };
@@ -115,14 +115,14 @@ pub fn scenario_name(name: &str) -> Result<String, String> {
     }
 }
 
-/// `Ok(name)` for a known strategy or `all`; otherwise a one-line error naming the valid ones.
-pub fn strategy_name(name: &str) -> Result<String, String> {
-    if name == "all" || StrategyKind::parse(name).is_some() {
+/// `Ok(name)` for a known design or `all`; otherwise a one-line error naming the valid ones.
+pub fn design_name(name: &str) -> Result<String, String> {
+    if name == "all" || DesignKind::parse(name).is_some() {
         Ok(name.to_owned())
     } else {
-        let names: Vec<_> = StrategyKind::ALL.iter().map(|k| k.name()).collect();
+        let names: Vec<_> = DesignKind::ALL.iter().map(|k| k.name()).collect();
         Err(format!(
-            "unknown strategy {name:?}; valid: all, {}",
+            "unknown design {name:?}; valid: all, {}",
             names.join(", ")
         ))
     }
@@ -143,14 +143,11 @@ fn scenarios(names: &[String]) -> Vec<Scenario> {
     picked
 }
 
-fn strategies(names: &[String]) -> Vec<StrategyKind> {
+fn designs(names: &[String]) -> Vec<DesignKind> {
     if names.iter().any(|n| n == "all") {
-        return StrategyKind::ALL.to_vec();
+        return DesignKind::ALL.to_vec();
     }
-    let mut picked: Vec<StrategyKind> = names
-        .iter()
-        .filter_map(|n| StrategyKind::parse(n))
-        .collect();
+    let mut picked: Vec<DesignKind> = names.iter().filter_map(|n| DesignKind::parse(n)).collect();
     picked.sort();
     picked.dedup();
     picked
@@ -161,15 +158,15 @@ fn strategies(names: &[String]) -> Vec<StrategyKind> {
 pub fn run(options: &Options) -> std::io::Result<()> {
     check_record(options).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let scenarios = scenarios(&options.scenarios);
-    let strategies = strategies(&options.strategies);
+    let designs = designs(&options.designs);
     let terminal = std::io::stderr().is_terminal();
     let mut last_drawn = (String::new(), -1i64);
-    let mut progress = |scenario: &str, strategy: &str, done: f64| {
+    let mut progress = |scenario: &str, design: &str, done: f64| {
         if !terminal {
             return;
         }
         let percent = (done * 100.0) as i64;
-        let key = format!("{scenario} {strategy}");
+        let key = format!("{scenario} {design}");
         if last_drawn.0 == key && last_drawn.1 == percent {
             return;
         }
@@ -182,12 +179,12 @@ pub fn run(options: &Options) -> std::io::Result<()> {
         last_drawn = (key, percent);
     };
     let report = match &options.record {
-        Some(path) if scenarios.len() == 1 && strategies.len() == 1 => {
-            record_run(&scenarios[0], strategies[0], options, path, &mut progress)?
+        Some(path) if scenarios.len() == 1 && designs.len() == 1 => {
+            record_run(&scenarios[0], designs[0], options, path, &mut progress)?
         }
         _ => simulate(
             &scenarios,
-            &strategies,
+            &designs,
             options.duration,
             options.seed,
             &mut progress,

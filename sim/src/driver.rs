@@ -14,9 +14,9 @@ use p2p_observe::Observer;
 use p2p_workload::{ConsumerCost, LoadGenerator, TICK};
 use tokio::time::{Instant, MissedTickBehavior};
 
+use crate::design::{Design, DesignKind};
 use crate::scenario::Scenario;
 use crate::stats::{RunResult, Stats};
-use crate::strategy::{Strategy, StrategyKind};
 use p2p_recording::{Recording, RecordingSink};
 
 /// Points in a run's time series.
@@ -26,15 +26,15 @@ const SAMPLES: u64 = 200;
 /// done, about once per sample.
 pub fn run(
     scenario: &Scenario,
-    strategy: StrategyKind,
+    design: DesignKind,
     duration: Duration,
     seed: u64,
     progress: &mut dyn FnMut(f64),
 ) -> RunResult {
     run_design(
         scenario,
-        strategy.name(),
-        &|max_peers, cost, observer| strategy.build(max_peers, cost, observer),
+        design.name(),
+        &|max_peers, cost, observer| design.build(max_peers, cost, observer),
         duration,
         seed,
         progress,
@@ -42,7 +42,7 @@ pub fn run(
 }
 
 /// Builds a design for a run: `(max_peers, cost, observer)`.
-pub type Build<'a> = &'a dyn Fn(usize, ConsumerCost, Arc<dyn Observer>) -> Box<dyn Strategy>;
+pub type Build<'a> = &'a dyn Fn(usize, ConsumerCost, Arc<dyn Observer>) -> Box<dyn Design>;
 
 /// Like [`run`], for any design, named `name` in the result.
 pub fn run_design(
@@ -83,15 +83,15 @@ pub fn in_virtual_time<F: std::future::Future>(run: F) -> F::Output {
 
 /// What sends into a design at each tick: the workload's peers, or a recording.
 pub trait Feed {
-    fn design(&mut self) -> &mut dyn Strategy;
+    fn design(&mut self) -> &mut dyn Design;
     /// Sends everything due by `now`.
     fn step(&mut self, now: Instant);
     /// Peers connected after the latest step.
     fn peer_count(&self) -> usize;
 }
 
-impl Feed for LoadGenerator<Box<dyn Strategy>> {
-    fn design(&mut self) -> &mut dyn Strategy {
+impl Feed for LoadGenerator<Box<dyn Design>> {
+    fn design(&mut self) -> &mut dyn Design {
         self.sink_mut().as_mut()
     }
 
@@ -141,11 +141,11 @@ pub async fn drive(
 /// With `recording`, every arrival at the design is recorded too.
 pub async fn run_realtime(
     scenario: Scenario,
-    strategy: StrategyKind,
+    design: DesignKind,
     observer: Arc<dyn Observer>,
     recording: Option<Recording>,
 ) {
-    let mut design = strategy.build(scenario.max_peers(), scenario.cost.clone(), observer);
+    let mut design = design.build(scenario.max_peers(), scenario.cost.clone(), observer);
     if let Some(recording) = recording {
         design = Box::new(RecordingSink::new(design, recording));
     }

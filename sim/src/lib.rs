@@ -6,15 +6,15 @@
 
 pub mod channel;
 pub mod cli;
+pub mod design;
 pub mod driver;
 pub mod replay;
 pub mod report;
 pub mod scenario;
 pub mod stats;
-pub mod strategy;
 
+pub use design::{Design, DesignKind};
 pub use driver::{run, run_realtime};
 pub use report::{simulate, Report, ScenarioReport};
 pub use scenario::Scenario;
 pub use stats::RunResult;
-pub use strategy::{Strategy, StrategyKind};

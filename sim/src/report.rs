@@ -1,4 +1,4 @@
-//! Scenario x strategy runs, the decision framework's verdict on the baseline, the channel-size
+//! Scenario x design runs, the decision framework's verdict on the baseline, the channel-size
 //! recommendation, and the three renderings: a terminal table, JSON and a self-contained HTML page.
 
 use std::collections::BTreeMap;
@@ -8,19 +8,21 @@ use std::time::Duration;
 use p2p_decision::{Thresholds, Verdict};
 use serde::Serialize;
 
+use crate::design::{Broadcast, DesignKind};
 use crate::driver::{run_design, Build};
 use crate::scenario::Scenario;
-use crate::stats::{RunResult, SEED_LAG_RATIO};
-use crate::strategy::{Broadcast, StrategyKind};
+use crate::stats::{RunResult, LAG_RATIO_TARGET};
 
 /// The node's router as it is: what the decision framework judges.
-pub const BASELINE: StrategyKind = StrategyKind::Broadcast2048;
+pub const BASELINE: DesignKind = DesignKind::Broadcast2048;
 /// Largest channel the recommendation tries: 2^20 events.
 const MAX_EXPONENT: u32 = 20;
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Baseline {
-    pub strategy: String,
+    /// Its JSON key stays `strategy`, which consumers of the report parse.
+    #[serde(rename = "strategy")]
+    pub design: String,
     pub lag_ratio: f64,
     pub duplicate_ratio: f64,
     pub average_peers: f64,
@@ -44,7 +46,7 @@ pub struct ScenarioReport {
     pub duration_seconds: f64,
     pub runs: Vec<RunResult>,
     pub baseline: Baseline,
-    /// Strategies whose worst subscriber lagged under 1%.
+    /// Designs whose worst subscriber lagged under 1%.
     pub under_1pct_lag: Vec<String>,
     pub channel_size: Recommendation,
 }
@@ -59,11 +61,11 @@ pub struct Report {
 /// Runs one design for a report: its name, how to build it, and where to report progress.
 pub type Runner<'r> = &'r mut dyn FnMut(&str, Build<'_>, &mut dyn FnMut(f64)) -> RunResult;
 
-/// Runs every scenario against every strategy. `duration` overrides each scenario's own;
+/// Runs every scenario against every design. `duration` overrides each scenario's own;
 /// `progress` is told the scenario, the run and the share of it done.
 pub fn simulate(
     scenarios: &[Scenario],
-    strategies: &[StrategyKind],
+    designs: &[DesignKind],
     duration: Option<Duration>,
     seed: u64,
     progress: &mut dyn FnMut(&str, &str, f64),
@@ -79,7 +81,7 @@ pub fn simulate(
                 scenario.name,
                 scenario.summary,
                 duration,
-                strategies,
+                designs,
                 &mut runner,
                 &mut |name, done| progress(scenario.name, name, done),
             )
@@ -91,28 +93,28 @@ pub fn simulate(
     }
 }
 
-/// One traffic (a scenario, or a recording) against every strategy, with the framework's verdict
+/// One traffic (a scenario, or a recording) against every design, with the framework's verdict
 /// on the baseline and the channel-size recommendation. `run` runs one design on that traffic.
 pub fn scenario_report(
     name: &str,
     summary: &str,
     duration: Duration,
-    strategies: &[StrategyKind],
+    designs: &[DesignKind],
     run: Runner<'_>,
     progress: &mut dyn FnMut(&str, f64),
 ) -> ScenarioReport {
-    let mut run_kind = |kind: StrategyKind, run: Runner<'_>| {
+    let mut run_kind = |kind: DesignKind, run: Runner<'_>| {
         run(
             kind.name(),
             &|max_peers, cost, observer| kind.build(max_peers, cost, observer),
             &mut |done| progress(kind.name(), done),
         )
     };
-    let mut runs: Vec<RunResult> = strategies
+    let mut runs: Vec<RunResult> = designs
         .iter()
         .map(|kind| run_kind(*kind, &mut *run))
         .collect();
-    let baseline_run = match runs.iter().find(|r| r.strategy == BASELINE.name()) {
+    let baseline_run = match runs.iter().find(|r| r.design == BASELINE.name()) {
         Some(found) => found.clone(),
         None => run_kind(BASELINE, &mut *run),
     };
@@ -124,7 +126,7 @@ pub fn scenario_report(
         baseline_run.average_peers,
     );
     let channel_size = recommend(&runs, &baseline_run, run, progress);
-    runs.sort_by_key(|r| StrategyKind::parse(&r.strategy));
+    runs.sort_by_key(|r| DesignKind::parse(&r.design));
     ScenarioReport {
         scenario: name.to_owned(),
         summary: summary.to_owned(),
@@ -132,10 +134,10 @@ pub fn scenario_report(
         under_1pct_lag: runs
             .iter()
             .filter(|r| r.criteria.lag_under_1pct)
-            .map(|r| r.strategy.clone())
+            .map(|r| r.design.clone())
             .collect(),
         baseline: Baseline {
-            strategy: BASELINE.name().to_owned(),
+            design: BASELINE.name().to_owned(),
             lag_ratio: baseline_run.lag_ratio,
             duplicate_ratio: baseline_run.duplicate_ratio,
             average_peers: baseline_run.average_peers,
@@ -156,10 +158,10 @@ fn recommend(
     let mut lag: BTreeMap<u32, f64> = BTreeMap::new();
     lag.insert(11, baseline.lag_ratio);
     for (kind, exponent) in [
-        (StrategyKind::Broadcast4096, 12),
-        (StrategyKind::Broadcast8192, 13),
+        (DesignKind::Broadcast4096, 12),
+        (DesignKind::Broadcast8192, 13),
     ] {
-        if let Some(r) = runs.iter().find(|r| r.strategy == kind.name()) {
+        if let Some(r) = runs.iter().find(|r| r.design == kind.name()) {
             lag.insert(exponent, r.lag_ratio);
         }
     }
@@ -180,16 +182,16 @@ fn recommend(
         result.lag_ratio
     };
     // Lag only falls as the channel grows: find the first power of two under 1%.
-    let (mut low, mut high) = if lag_at(11) < SEED_LAG_RATIO {
+    let (mut low, mut high) = if lag_at(11) < LAG_RATIO_TARGET {
         (0, 11)
-    } else if lag_at(MAX_EXPONENT) < SEED_LAG_RATIO {
+    } else if lag_at(MAX_EXPONENT) < LAG_RATIO_TARGET {
         (12, MAX_EXPONENT)
     } else {
         (MAX_EXPONENT + 1, MAX_EXPONENT + 1)
     };
     while low < high {
         let mid = (low + high) / 2;
-        if lag_at(mid) < SEED_LAG_RATIO {
+        if lag_at(mid) < LAG_RATIO_TARGET {
             high = mid;
         } else {
             low = mid + 1;
@@ -222,7 +224,7 @@ fn bytes(n: u64) -> String {
 }
 
 const HEADERS: [&str; 12] = [
-    "strategy",
+    "design",
     "lag",
     "lost",
     "dup",
@@ -248,7 +250,7 @@ fn row(r: &RunResult) -> [String; 12] {
     .map(|(_, name)| *name)
     .collect();
     [
-        r.strategy.clone(),
+        r.design.clone(),
         percent(r.lag_ratio),
         r.events_lost.to_string(),
         percent(r.duplicate_ratio),
@@ -292,7 +294,7 @@ fn conclusion(s: &ScenarioReport) -> Vec<String> {
     vec![
         format!(
             "verdict on {}: lag {}, duplicate invs {}, average peers {:.0} -> {}",
-            b.strategy,
+            b.design,
             percent(b.lag_ratio),
             percent(b.duplicate_ratio),
             b.average_peers,
@@ -402,7 +404,7 @@ fn chart(title: &str, runs: &[RunResult], value: &dyn Fn(&crate::stats::Sample) 
             r#"<polyline fill="none" stroke="{}" stroke-width="1.5" points="{}"><title>{}</title></polyline>"#,
             PALETTE[i % PALETTE.len()],
             points.join(" "),
-            escape(&r.strategy)
+            escape(&r.design)
         );
     }
     svg.push_str("</svg><div class=\"legend\">");
@@ -411,7 +413,7 @@ fn chart(title: &str, runs: &[RunResult], value: &dyn Fn(&crate::stats::Sample) 
             svg,
             r#"<span><i style="background:{}"></i>{}</span>"#,
             PALETTE[i % PALETTE.len()],
-            escape(&r.strategy)
+            escape(&r.design)
         );
     }
     svg.push_str("</div></figure>");
@@ -430,7 +432,7 @@ figure{display:inline-block;margin:0 1em 1em 0}figcaption{font-weight:bold;font-
 .verdict{background:#f3f3f3;padding:.6em 1em;border-left:4px solid #1f77b4}
 </style></head><body><h1>P2P router what-if simulation</h1>
 <p>Each scenario ran in virtual time against every router design. Lag is the worst subscriber's
-lagged / (received + lagged); criteria are the seed's: lag &lt; 1%, average block propagation &lt;
+lagged / (received + lagged); criteria are the scaling document's: lag &lt; 1%, average block propagation &lt;
 100 ms, p99 &lt; 500 ms, queued memory stable. How to read this page: docs/simulator.md.</p>"#,
     );
     if let Some(seed) = report.seed {

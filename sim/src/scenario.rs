@@ -61,7 +61,7 @@ pub fn by_name(name: &str) -> Option<Scenario> {
     let scenario = match name {
         "testnet-10-burst-250" => Scenario {
             name: "testnet-10-burst-250",
-            summary: "The seed's tested setup: 10 peers, then a burst sync of 250 blocks from two competing chains.",
+            summary: "The scaling document's tested setup: 10 peers, then a burst sync of 250 blocks from two competing chains.",
             workload: WorkloadConfig {
                 peers: 10,
                 sync_burst_every: secs(60),
@@ -75,7 +75,7 @@ pub fn by_name(name: &str) -> Option<Scenario> {
         },
         "stress-100-peers" => Scenario {
             name: "stress-100-peers",
-            summary: "Seed 2.3: 100 peers, each sending the same 50-block sync burst every 2 minutes.",
+            summary: "Scaling document, Phase 2.3: 100 peers, each sending the same 50-block sync burst every 2 minutes.",
             workload: WorkloadConfig {
                 peers: 100,
                 sync_burst_every: secs(120),
@@ -88,7 +88,7 @@ pub fn by_name(name: &str) -> Option<Scenario> {
         },
         "sustained-1000-blocks" => Scenario {
             name: "sustained-1000-blocks",
-            summary: "Seed 2.3: 10 peers mining continuously, a block every 500 ms, 1000 blocks.",
+            summary: "Scaling document, Phase 2.3: 10 peers mining continuously, a block every 500 ms, 1000 blocks.",
             workload: WorkloadConfig {
                 peers: 10,
                 block_interval: ms(500),

@@ -10,13 +10,13 @@ use tokio::time::Instant;
 
 use p2p_router::dedup::DedupTracker;
 
-use crate::strategy::inv_window;
+use crate::design::inv_window;
 
-/// The seed's success criteria (Phase 2.3): lag under 1% (the decision framework's gate,
+/// The scaling document's success criteria (Phase 2.3): lag under 1% (the decision framework's gate,
 /// `alerts/thresholds.toml`), average block propagation under 100 ms, p99 under 500 ms.
-pub const SEED_LAG_RATIO: f64 = 0.01;
-const SEED_PROPAGATION_AVG_SECONDS: f64 = 0.1;
-const SEED_PROPAGATION_P99_SECONDS: f64 = 0.5;
+pub const LAG_RATIO_TARGET: f64 = 0.01;
+const PROPAGATION_AVG_TARGET_SECONDS: f64 = 0.1;
+const PROPAGATION_P99_TARGET_SECONDS: f64 = 0.5;
 
 /// Latencies in log-linear buckets: 8 per power of two (within 12.5%), exact below 8 ns.
 #[derive(Default)]
@@ -182,7 +182,7 @@ pub struct Sample {
     pub held_bytes: u64,
 }
 
-/// The seed's success criteria, each met or not.
+/// The scaling document's success criteria, each met or not.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Criteria {
     /// Event lag rate < 1% of total messages (worst subscriber).
@@ -208,7 +208,9 @@ impl Criteria {
 /// Everything a run measured.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RunResult {
-    pub strategy: String,
+    /// Its JSON key stays `strategy`, which consumers of the report parse.
+    #[serde(rename = "strategy")]
+    pub design: String,
     /// Lag ratio of the worst subscriber.
     pub lag_ratio: f64,
     pub worst_subscriber: String,
@@ -282,7 +284,7 @@ impl Stats {
 
     pub fn finish(
         &self,
-        strategy: &str,
+        design: &str,
         series: Vec<Sample>,
         average_peers: f64,
         peak_held_payload_bytes: u64,
@@ -326,13 +328,13 @@ impl Stats {
         let memory_stable = memory_stable(&series);
         let p99 = exact_quantile(&propagation, 0.99);
         let criteria = Criteria {
-            lag_under_1pct: lag_ratio < SEED_LAG_RATIO,
-            propagation_avg_under_100ms: avg.is_some_and(|a| a < SEED_PROPAGATION_AVG_SECONDS),
-            propagation_p99_under_500ms: p99.is_some_and(|p| p < SEED_PROPAGATION_P99_SECONDS),
+            lag_under_1pct: lag_ratio < LAG_RATIO_TARGET,
+            propagation_avg_under_100ms: avg.is_some_and(|a| a < PROPAGATION_AVG_TARGET_SECONDS),
+            propagation_p99_under_500ms: p99.is_some_and(|p| p < PROPAGATION_P99_TARGET_SECONDS),
             memory_stable,
         };
         RunResult {
-            strategy: strategy.to_owned(),
+            design: design.to_owned(),
             lag_ratio,
             worst_subscriber,
             events_sent: inner.sent,
@@ -371,7 +373,7 @@ mod tests {
     #[test]
     fn the_lag_criterion_is_the_decision_frameworks_gate() {
         assert_eq!(
-            SEED_LAG_RATIO,
+            LAG_RATIO_TARGET,
             p2p_decision::Thresholds::shipped().lag_ratio
         );
     }

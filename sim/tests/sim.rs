@@ -1,4 +1,4 @@
-//! The simulator's promises: deterministic runs, the seed's own claim, each design's semantics
+//! The simulator's promises: deterministic runs, the scaling document's own claim, each design's semantics
 //! checked directly, the model's answer on every cause-specific scenario, and an hour of stress.
 
 use std::collections::HashMap;
@@ -14,10 +14,10 @@ use p2p_router::{
     BlockHeader, InvType, Inventory, InventoryItem, NetMessage, PeerEvent, PeerId, Router,
     VersionInfo,
 };
+use p2p_sim::design::{Actor, Dedup, Segmented, Sharded, SharedEvent, SharedMessage, ZeroCopy};
 use p2p_sim::report::{render_json, simulate};
 use p2p_sim::scenario;
-use p2p_sim::strategy::{Actor, Dedup, Segmented, Sharded, SharedEvent, SharedMessage, ZeroCopy};
-use p2p_sim::{run, Strategy, StrategyKind};
+use p2p_sim::{run, Design, DesignKind};
 use p2p_workload::ConsumerCost;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -92,21 +92,21 @@ fn block(height: u64, size: usize) -> NetMessage {
 #[test]
 fn the_same_scenario_and_seed_give_identical_json() {
     let scenarios = [scenario::by_name("transient-spike").unwrap()];
-    let strategies = [StrategyKind::Broadcast2048, StrategyKind::Dedup];
+    let designs = [DesignKind::Broadcast2048, DesignKind::Dedup];
     let duration = Some(Duration::from_secs(30));
-    let first = simulate(&scenarios, &strategies, duration, 7, &mut |_, _, _| {});
-    let second = simulate(&scenarios, &strategies, duration, 7, &mut |_, _, _| {});
+    let first = simulate(&scenarios, &designs, duration, 7, &mut |_, _, _| {});
+    let second = simulate(&scenarios, &designs, duration, 7, &mut |_, _, _| {});
     assert_eq!(render_json(&first), render_json(&second));
-    let other_seed = simulate(&scenarios, &strategies, duration, 8, &mut |_, _, _| {});
+    let other_seed = simulate(&scenarios, &designs, duration, 8, &mut |_, _, _| {});
     assert_ne!(render_json(&first), render_json(&other_seed));
 }
 
 #[test]
-fn the_seeds_testnet_burst_of_250_blocks_shows_zero_lag_on_2048() {
+fn the_scaling_documents_testnet_burst_of_250_blocks_shows_zero_lag_on_2048() {
     let scenario = scenario::by_name("testnet-10-burst-250").unwrap();
     let result = run(
         &scenario,
-        StrategyKind::Broadcast2048,
+        DesignKind::Broadcast2048,
         scenario.duration,
         1,
         &mut |_| {},
@@ -171,7 +171,7 @@ fn segmented_fanout_keeps_control_events_whole_through_a_data_flood() {
             block: Duration::from_millis(10),
             ..ConsumerCost::default()
         };
-        let flood = |sink: &mut dyn Strategy| {
+        let flood = |sink: &mut dyn Design| {
             let peer = register(sink, 1);
             for height in 0..10_000 {
                 sink.emit_message(peer, block(height, 100));
@@ -195,7 +195,7 @@ fn segmented_fanout_keeps_control_events_whole_through_a_data_flood() {
 
         // The node's single channel loses control events in the same flood.
         let counts = Arc::new(Counts::default());
-        let mut single = StrategyKind::Broadcast2048.build(8, cost, counts.clone());
+        let mut single = DesignKind::Broadcast2048.build(8, cost, counts.clone());
         flood(single.as_mut());
         tokio::time::advance(Duration::from_secs(200)).await;
         single.catch_up(Instant::now());
@@ -282,13 +282,13 @@ fn sharded_and_actor_keep_each_peers_order() {
     }
 }
 
-/// The strategies whose worst subscriber lagged under 1% on a scenario, at its own duration.
+/// The designs whose worst subscriber lagged under 1% on a scenario, at its own duration.
 fn under_1pct(name: &str) -> Vec<&'static str> {
     let scenario = scenario::by_name(name).unwrap();
-    StrategyKind::ALL
+    DesignKind::ALL
         .into_iter()
         .filter(|kind| run(&scenario, *kind, scenario.duration, 1, &mut |_| {}).lag_ratio < 0.01)
-        .map(StrategyKind::name)
+        .map(DesignKind::name)
         .collect()
 }
 
@@ -312,7 +312,7 @@ fn a_burst_longer_than_the_channel_is_fixed_by_a_channel_that_holds_it() {
 
 #[test]
 fn healthy_under_load_needs_nothing() {
-    let all: Vec<_> = StrategyKind::ALL.iter().map(|k| k.name()).collect();
+    let all: Vec<_> = DesignKind::ALL.iter().map(|k| k.name()).collect();
     assert_eq!(under_1pct("healthy-under-load"), all);
 }
 
@@ -334,7 +334,7 @@ fn a_transient_spike_is_absorbed_by_a_bigger_channel_or_split_consumers() {
 fn a_simulated_hour_of_stress_100_peers_runs_in_the_suite() {
     let scenario = scenario::by_name("stress-100-peers").unwrap();
     let hour = Duration::from_secs(3600);
-    let result = run(&scenario, StrategyKind::Broadcast2048, hour, 1, &mut |_| {});
+    let result = run(&scenario, DesignKind::Broadcast2048, hour, 1, &mut |_| {});
     assert_eq!(result.series.last().unwrap().t_seconds, 3600.0);
     // 30 bursts of 50 blocks, each block sent by 100 peers.
     assert!(

@@ -27,13 +27,13 @@ fn replay(file: &Path, extra: &[&str]) -> serde_json::Value {
     json(&exporter(&args))
 }
 
-fn run<'a>(report: &'a serde_json::Value, strategy: &str) -> &'a serde_json::Value {
+fn run<'a>(report: &'a serde_json::Value, design: &str) -> &'a serde_json::Value {
     report["scenarios"][0]["runs"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|r| r["strategy"] == strategy)
-        .unwrap_or_else(|| panic!("no {strategy} run in {report}"))
+        .find(|r| r["strategy"] == design)
+        .unwrap_or_else(|| panic!("no {design} run in {report}"))
 }
 
 /// Sends SIGTERM and waits for a clean exit: the recording is finished on the way out.
@@ -50,7 +50,7 @@ fn a_scenario_recording_replays_to_the_scenarios_own_figures_and_names_dedup() {
         "simulate",
         "--scenario",
         "dup-storm",
-        "--strategy",
+        "--design",
         "broadcast-2048",
         "--duration",
         "10s",
@@ -61,7 +61,7 @@ fn a_scenario_recording_replays_to_the_scenarios_own_figures_and_names_dedup() {
     let original = run(&simulated, "broadcast-2048");
     assert!(original["events_lost"].as_u64().unwrap() > 0, "{original}");
 
-    let replayed = replay(&file, &["--strategy", "broadcast-2048"]);
+    let replayed = replay(&file, &["--design", "broadcast-2048"]);
     let again = run(&replayed, "broadcast-2048");
     // The run is deterministic and the recording holds every call: exact equality.
     for field in [
@@ -81,7 +81,7 @@ fn a_scenario_recording_replays_to_the_scenarios_own_figures_and_names_dedup() {
         simulated["scenarios"][0]["channel_size"]
     );
 
-    let all = replay(&file, &["--strategy", "all"]);
+    let all = replay(&file, &["--design", "all"]);
     let scenario = &all["scenarios"][0];
     assert_eq!(scenario["baseline"]["verdict"], "deduplicate");
     let under: Vec<&str> = scenario["under_1pct_lag"]
@@ -122,7 +122,7 @@ fn a_live_embedded_recording_replays_with_the_lag_it_had() {
     assert_eq!(live.value("p2p_recording_dropped_total"), 0.0);
     stop(live);
 
-    let replayed = replay(&file, &["--strategy", "broadcast-2048"]);
+    let replayed = replay(&file, &["--design", "broadcast-2048"]);
     let scenario = &replayed["scenarios"][0];
     assert!(
         scenario["summary"]
@@ -205,7 +205,7 @@ fn a_tap_recording_replays_without_the_token_and_says_it_is_approximate() {
     let replayed = replay(
         &file,
         &[
-            "--strategy",
+            "--design",
             "broadcast-2048,sharded",
             "--message-cost",
             "1ms",
@@ -299,13 +299,13 @@ fn bad_recordings_fail_in_one_line_with_exit_1_and_bad_usage_with_exit_2() {
         assert!(output.stdout.is_empty());
     }
     for args in [
-        vec!["replay", "x.gz", "--strategy", "broadcast"],
+        vec!["replay", "x.gz", "--design", "broadcast"],
         vec!["replay"],
         vec![
             "simulate",
             "--scenario",
             "dup-storm",
-            "--strategy",
+            "--design",
             "all",
             "--record",
             "x.gz",

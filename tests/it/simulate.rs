@@ -11,13 +11,13 @@ fn simulate(args: &[&str]) -> std::process::Output {
 }
 
 #[test]
-fn dup_storm_on_every_strategy_gives_json_and_a_self_contained_html_report() {
+fn dup_storm_on_every_design_gives_json_and_a_self_contained_html_report() {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("r.html");
     let output = simulate(&[
         "--scenario",
         "dup-storm",
-        "--strategy",
+        "--design",
         "all",
         "--duration",
         "20s",
@@ -31,14 +31,14 @@ fn dup_storm_on_every_strategy_gives_json_and_a_self_contained_html_report() {
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let scenario = &json["scenarios"][0];
     assert_eq!(scenario["scenario"], "dup-storm");
-    let strategies: Vec<&str> = scenario["runs"]
+    let designs: Vec<&str> = scenario["runs"]
         .as_array()
         .unwrap()
         .iter()
         .map(|r| r["strategy"].as_str().unwrap())
         .collect();
     assert_eq!(
-        strategies,
+        designs,
         [
             "broadcast-2048",
             "broadcast-4096",
@@ -78,7 +78,7 @@ fn dup_storm_on_every_strategy_gives_json_and_a_self_contained_html_report() {
 fn an_unknown_name_is_one_line_listing_the_valid_ones_and_exit_2() {
     for (flag, name, valid) in [
         ("--scenario", "dupstorm", "dup-storm"),
-        ("--strategy", "broadcast", "zero-copy"),
+        ("--design", "broadcast", "zero-copy"),
     ] {
         let output = simulate(&[flag, name]);
         assert_eq!(output.status.code(), Some(2));

@@ -269,7 +269,7 @@ fn the_run_span_is_flushed_when_the_exporter_stops() {
         .expect("the run span arrives before the process exits");
     assert_eq!(run.node, "node-z");
     assert_eq!(
-        string_attribute(&run.span.attributes, "strategy").as_deref(),
+        string_attribute(&run.span.attributes, "design").as_deref(),
         Some("broadcast-2048")
     );
 }

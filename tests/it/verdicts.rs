@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use p2p_decision::{Thresholds, Verdict};
-use p2p_sim::StrategyKind;
+use p2p_sim::DesignKind;
 
 use crate::support::{repo_root, require_tool};
 
@@ -85,7 +85,7 @@ fn the_exporter_and_the_rules_agree_on_every_scenario() {
     );
     let mut verdicts = Vec::new();
     for scenario in p2p_sim::scenario::all() {
-        let run = p2p_sim::run(&scenario, StrategyKind::Broadcast2048, RUN, 1, &mut |_| {});
+        let run = p2p_sim::run(&scenario, DesignKind::Broadcast2048, RUN, 1, &mut |_| {});
         let verdict = Verdict::decide(
             &thresholds,
             run.lag_ratio,

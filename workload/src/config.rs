@@ -102,7 +102,7 @@ impl Default for WorkloadConfig {
             sync_burst_every: Duration::from_secs(120),
             sync_burst_blocks: 50,
             churn_every: Duration::from_secs(90 * 60),
-            // Under the seed's thresholds (orphans < 1%, reorgs < 0.1% of blocks), as on a
+            // Under the scaling document's thresholds (orphans < 1%, reorgs < 0.1% of blocks), as on a
             // healthy testnet; the flags raise them.
             stale_block_probability: 0.01,
             reorg_probability: 0.001,

@@ -127,7 +127,7 @@ fn decision(q: &Queries, t: &Thresholds) -> (DashboardId, &'static str, Rows) {
                 testnet,
                 Panel::text(
                     "Decision framework",
-                    "The seed's rule behind the verdict, with links to the runbook and the other dashboards.",
+                    "The scaling document's rule behind the verdict (lag > 1%, then duplicates > 30% or peers > 150), with links to the runbook and the other dashboards.",
                     &framework,
                 )
                 .size(6, 7),
@@ -211,7 +211,7 @@ fn decision(q: &Queries, t: &Thresholds) -> (DashboardId, &'static str, Rows) {
     ];
     (
         DECISION,
-        "Which of the seed's three fixes the measurements call for, per node and across the testnet.",
+        "Which of the scaling document's three fixes (deduplicate, segment, grow the channel) the measurements call for, per node and across the testnet.",
         rows,
     )
 }
