@@ -502,6 +502,11 @@ pub struct SourceArgs {
     /// Shared token the node's `hello` must carry (P2P_TAP_TOKEN on both sides).
     #[arg(long, env = "P2P_TAP_TOKEN", hide_env_values = true)]
     pub tap_token: Option<String>,
+
+    /// How long a node's connection may send nothing before it is closed and its slot freed (the
+    /// tap sends a snapshot every second). Also the time a new connection has to say hello.
+    #[arg(long, env = "P2P_TAP_IDLE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub tap_idle_timeout: Duration,
 }
 
 fn default_socket() -> PathBuf {
@@ -531,6 +536,7 @@ impl SourceArgs {
                 },
             },
             token: self.tap_token.clone().filter(|t| !t.is_empty()),
+            idle_timeout: self.tap_idle_timeout,
         }
     }
 }

@@ -4,7 +4,8 @@
 //!
 //! One node per sidecar: a new connection with a valid hello replaces the one being served (a
 //! node that reconnects must not wait for its stale connection to time out). A connection that
-//! sends no hello within 10 s, or nothing for 10 s after it, is closed. Every bad frame is
+//! sends no hello within the idle timeout (10 s by default), or nothing for that long after it,
+//! is closed. Every bad frame is
 //! counted by reason; only a frame too large to trust the framing after it closes the connection.
 
 use std::net::SocketAddr;
@@ -27,10 +28,6 @@ use crate::metrics::TapMetrics;
 use crate::node_view::{Accepted, NodeView};
 use crate::recorder::Recorder;
 
-/// How long a new connection may take to send its hello, and how long a connection may then be
-/// silent (the tap sends a snapshot every second).
-const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections that have not yet said hello; past it, new ones are refused at once, so a flood of
 /// idle connections costs a bounded number of descriptors and tasks.
 const MAX_HANDSHAKES: usize = 16;
@@ -46,6 +43,9 @@ pub enum TapListen {
 pub struct TapConfig {
     pub listen: TapListen,
     pub token: Option<String>,
+    /// How long a new connection may take to send its hello, and how long a connection may then
+    /// be silent (the tap sends a snapshot every second).
+    pub idle_timeout: Duration,
 }
 
 enum Listener {
@@ -58,6 +58,7 @@ enum Listener {
 pub struct TapSource {
     listener: Listener,
     token: Option<String>,
+    idle_timeout: Duration,
 }
 
 impl TapSource {
@@ -86,6 +87,7 @@ impl TapSource {
         Ok(TapSource {
             listener,
             token: config.token.clone(),
+            idle_timeout: config.idle_timeout,
         })
     }
 
@@ -119,6 +121,7 @@ impl TapSource {
             view,
             recording,
             token: self.token,
+            idle_timeout: self.idle_timeout,
             handshakes: AtomicUsize::new(0),
             serving: Mutex::new(None),
             next_connection: AtomicUsize::new(0),
@@ -168,6 +171,7 @@ struct State {
     view: Arc<NodeView>,
     recording: Option<Recording>,
     token: Option<String>,
+    idle_timeout: Duration,
     handshakes: AtomicUsize,
     /// The connection serving the node, and how to tell it it has been replaced.
     serving: Mutex<Option<(usize, Arc<Notify>)>>,
@@ -309,8 +313,8 @@ async fn handshake(
     state: &State,
     frames: &mut Frames,
 ) -> Result<Hello, (ConnectionResult, &'static str)> {
-    let first = match tokio::time::timeout(HELLO_TIMEOUT, frames.next()).await {
-        Err(_) => return Err((ConnectionResult::HelloTimeout, "no hello within 10 s")),
+    let first = match tokio::time::timeout(state.idle_timeout, frames.next()).await {
+        Err(_) => return Err((ConnectionResult::HelloTimeout, "no hello in time")),
         Ok(None) => {
             return Err((
                 ConnectionResult::ClosedBeforeHello,
@@ -357,7 +361,7 @@ async fn handshake(
 async fn serve_frames(state: &State, session: u64, frames: &mut Frames) -> Closed {
     let mut items = Vec::new();
     loop {
-        let frame = match tokio::time::timeout(IDLE_TIMEOUT, frames.next()).await {
+        let frame = match tokio::time::timeout(state.idle_timeout, frames.next()).await {
             Err(_) => return Closed::Idle,
             Ok(None) => return Closed::Eof,
             Ok(Some(Ok(frame))) => frame,

@@ -21,6 +21,8 @@ use tokio::sync::mpsc;
 
 use crate::support::{sample, samples, wait_for, Exporter};
 
+/// A tap-source exporter. Tests that write frames by hand, with pauses between them a real tap
+/// would fill with snapshots, pass a long `--tap-idle-timeout`.
 fn tap_exporter(dir: &Path, extra: &[&str]) -> (Exporter, PathBuf) {
     let socket = dir.join("tap.sock");
     let mut args = vec!["--source", "tap", "--tap-socket", socket.to_str().unwrap()];
@@ -258,7 +260,7 @@ fn snapshot_frame(snapshot: &Snapshot) -> Vec<u8> {
 #[test]
 fn each_bad_value_is_refused_with_its_reason_and_the_last_good_snapshot_stays_served() {
     let dir = tempfile::tempdir().unwrap();
-    let (exporter, socket) = tap_exporter(dir.path(), &[]);
+    let (exporter, socket) = tap_exporter(dir.path(), &["--tap-idle-timeout", "5m"]);
     let mut node = UnixStream::connect(&socket).unwrap();
     node.write_all(&hello(7)).unwrap();
     node.write_all(&snapshot_frame(&snapshot(0, 10))).unwrap();
@@ -323,7 +325,7 @@ fn each_bad_value_is_refused_with_its_reason_and_the_last_good_snapshot_stays_se
 #[test]
 fn a_silent_connection_loses_the_slot_and_a_new_hello_replaces_a_stale_one() {
     let dir = tempfile::tempdir().unwrap();
-    let (exporter, socket) = tap_exporter(dir.path(), &[]);
+    let (exporter, socket) = tap_exporter(dir.path(), &["--tap-idle-timeout", "3s"]);
     let closed = |reason: &str| {
         exporter.value(&format!(
             "p2p_tap_connections_closed_total{{reason=\"{reason}\"}}"
@@ -392,7 +394,7 @@ fn peak_rss_bytes(pid: u32) -> u64 {
 #[test]
 fn one_oversized_record_costs_no_more_memory_than_the_frame_limit() {
     let dir = tempfile::tempdir().unwrap();
-    let (exporter, socket) = tap_exporter(dir.path(), &[]);
+    let (exporter, socket) = tap_exporter(dir.path(), &["--tap-idle-timeout", "5m"]);
     let mut node = UnixStream::connect(&socket).unwrap();
     node.write_all(&hello(3)).unwrap();
     wait_value(&exporter, "p2p_tap_connected", 1.0);
@@ -427,7 +429,7 @@ fn one_oversized_record_costs_no_more_memory_than_the_frame_limit() {
 #[test]
 fn a_node_restart_is_a_new_session_whose_counts_start_again() {
     let dir = tempfile::tempdir().unwrap();
-    let (exporter, socket) = tap_exporter(dir.path(), &[]);
+    let (exporter, socket) = tap_exporter(dir.path(), &["--tap-idle-timeout", "5m"]);
     let mut first = UnixStream::connect(&socket).unwrap();
     first.write_all(&hello(1)).unwrap();
     first.write_all(&snapshot_frame(&snapshot(0, 30))).unwrap();
@@ -450,7 +452,7 @@ fn a_node_restart_is_a_new_session_whose_counts_start_again() {
 #[test]
 fn a_restarted_sidecar_serves_no_node_series_until_the_first_snapshot() {
     let dir = tempfile::tempdir().unwrap();
-    let (exporter, socket) = tap_exporter(dir.path(), &[]);
+    let (exporter, socket) = tap_exporter(dir.path(), &["--tap-idle-timeout", "5m"]);
     let mut node = UnixStream::connect(&socket).unwrap();
     node.write_all(&hello(5)).unwrap();
     wait_value(&exporter, "p2p_tap_connected", 1.0);

@@ -53,6 +53,7 @@ fn promtool_case(name: &str, lag: f64, duplicates: f64, peers: f64, expected: u8
     }
     for (series, step) in [
         ("p2p_inv_messages_total", PER_MINUTE),
+        ("p2p_inv_checked_messages_total", PER_MINUTE),
         ("p2p_inv_duplicate_messages_total", dup),
     ] {
         writeln!(case, "      - series: '{series}{{{labels}}}'").unwrap();
