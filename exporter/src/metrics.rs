@@ -118,6 +118,14 @@ pub struct Metrics {
     pub recording: RecordingMetrics,
 }
 
+/// The counters the telemetry pipeline reports to; registered with every other metric.
+#[derive(Clone)]
+pub struct SpanCounters {
+    pub ended: IntCounter,
+    pub exported: IntCounter,
+    pub failed: IntCounter,
+}
+
 /// The --record file's counts, copied from its writer at each scrape.
 pub struct RecordingMetrics {
     pub written: IntCounter,

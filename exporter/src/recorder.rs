@@ -180,8 +180,8 @@ impl Recorder {
     }
 
     /// Where the OTLP pipeline reports its span counts.
-    pub fn span_counters(&self) -> crate::telemetry::SpanCounters {
-        crate::telemetry::SpanCounters {
+    pub fn span_counters(&self) -> crate::metrics::SpanCounters {
+        crate::metrics::SpanCounters {
             ended: self.metrics.spans_ended.clone(),
             exported: self.metrics.spans_exported.clone(),
             failed: self.metrics.spans_export_failed.clone(),

@@ -24,6 +24,8 @@ use opentelemetry_sdk::trace::{
 use opentelemetry_sdk::Resource;
 use p2p_observe::{InvType, MessageKind, Observation, Observer};
 use prometheus::IntCounter;
+
+use crate::metrics::SpanCounters;
 use tokio::time::Instant;
 
 /// Spans waiting for export; past it new spans are dropped (and counted as ended, not exported).
@@ -52,14 +54,6 @@ pub struct TelemetryConfig {
     pub shutdown_timeout: Duration,
     /// Identifies this node in every span's resource (`p2p.node.id`).
     pub node_id: String,
-}
-
-/// The counters the telemetry pipeline reports to; registered with every other metric.
-#[derive(Clone)]
-pub struct SpanCounters {
-    pub ended: IntCounter,
-    pub exported: IntCounter,
-    pub failed: IntCounter,
 }
 
 /// Holds the tracer provider; dropping it flushes and shuts the provider down within the deadline.
