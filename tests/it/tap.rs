@@ -472,3 +472,76 @@ fn a_restarted_sidecar_serves_no_node_series_until_the_first_snapshot() {
     node.write_all(&snapshot_frame(&snapshot(0, 1))).unwrap();
     wait_value(&exporter, r#"p2p_events_sent_total{channel="events"}"#, 1.0);
 }
+
+/// The value of the first sample of an instant query's result.
+fn first_value(result: &[serde_json::Value]) -> Option<f64> {
+    result
+        .first()
+        .and_then(|r| r["value"][1].as_str())
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn increase_across_a_sidecar_restart_and_a_node_restart_equals_the_node_counts() {
+    use crate::support::{free_port, Prometheus};
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("tap.sock");
+    let listen = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let args = [
+        "--source",
+        "tap",
+        "--tap-socket",
+        socket.to_str().unwrap(),
+        "--tap-idle-timeout",
+        "5m",
+    ];
+    let mut sidecar = Exporter::start_on(listen, &args);
+    let config = format!(
+        "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: p2p-exporter\n    static_configs:\n      - targets: ['{listen}']\n"
+    );
+    let prometheus = Prometheus::start(&config, &[]);
+    let series = r#"p2p_events_sent_total{channel="events"}"#;
+    let scraped = |value: f64| {
+        wait_for(
+            &format!("Prometheus to scrape {series} = {value}"),
+            Duration::from_secs(60),
+            || (prometheus.scalar(series) == Some(value)).then_some(()),
+        );
+    };
+    // Session 1, from zero: 0, 100, 200 sent, each scraped.
+    let mut node = UnixStream::connect(&socket).unwrap();
+    node.write_all(&hello(1)).unwrap();
+    for (seq, sent) in [(0, 0), (1, 100), (2, 200)] {
+        node.write_all(&snapshot_frame(&snapshot(seq, sent)))
+            .unwrap();
+        scraped(sent as f64);
+    }
+    // The sidecar restarts on the same address; the node reconnects with the same session and
+    // its counts continue where they were.
+    drop(node);
+    sidecar.terminate();
+    let sidecar = Exporter::start_on(listen, &args);
+    let mut node = UnixStream::connect(&socket).unwrap();
+    node.write_all(&hello(1)).unwrap();
+    for (seq, sent) in [(3, 300), (4, 450)] {
+        node.write_all(&snapshot_frame(&snapshot(seq, sent)))
+            .unwrap();
+        scraped(sent as f64);
+    }
+    // The node restarts: a new session counts from zero.
+    drop(node);
+    let mut node = UnixStream::connect(&socket).unwrap();
+    node.write_all(&hello(2)).unwrap();
+    for (seq, sent) in [(0, 0), (1, 70)] {
+        node.write_all(&snapshot_frame(&snapshot(seq, sent)))
+            .unwrap();
+        scraped(sent as f64);
+    }
+    // Evaluated at the last sample, over a window reaching back before the first, so Prometheus
+    // extrapolates nothing: the first sample is 0 and the window ends on the last.
+    let last = prometheus.query(&format!("timestamp({series})"));
+    let at: f64 = last[0]["value"][1].as_str().unwrap().parse().unwrap();
+    let increase = first_value(&prometheus.query_at(&format!("increase({series}[10m])"), at));
+    assert_eq!(increase, Some(450.0 + 70.0));
+    assert_eq!(sidecar.value("p2p_tap_node_sessions_total"), 2.0);
+}
