@@ -268,7 +268,7 @@ fn channel(q: &Queries, t: &Thresholds) -> (DashboardId, &'static str, Rows) {
             vec![
                 Panel::timeseries(
                     "Queued events and capacity",
-                    "Events not yet seen by the slowest subscriber after the latest send, against the channel's capacity.",
+                    "Events not yet seen by the slowest subscriber (after the latest send; at the latest snapshot with the tap source), against the channel's capacity.",
                     COUNT,
                 )
                 .size(8, 8)
@@ -404,15 +404,24 @@ fn messages(q: &Queries, t: &Thresholds) -> (DashboardId, &'static str, Rows) {
                     "Per second: inv messages a deduplicating router dropped before its channel (zero on the single-channel router).",
                     "count:msg/s",
                 )
-                .size(8, 8)
+                .size(6, 8)
                 .query(q.rate("p2p_inv_dropped_messages_total"), "{{instance}}")
                 .min(0.0),
+                Panel::timeseries(
+                    "Duplicate ratio coverage",
+                    "Share of inv messages the duplicate tracker checked, over 5 m: 1 unless the node's tap dropped detail records (its counts stay exact).",
+                    RATIO,
+                )
+                .size(6, 8)
+                .query(q.series("instance:p2p_inv_dedup_coverage:ratio_rate5m"), "{{instance}}")
+                .min(0.0)
+                .max(1.0),
                 Panel::timeseries(
                     "Dedup tracker size",
                     "Inventory items the exporter's duplicate tracker remembers.",
                     COUNT,
                 )
-                .size(8, 8)
+                .size(6, 8)
                 .query(q.series("p2p_inv_dedup_tracked_items"), "{{instance}}")
                 .min(0.0),
                 Panel::timeseries(
@@ -420,7 +429,7 @@ fn messages(q: &Queries, t: &Thresholds) -> (DashboardId, &'static str, Rows) {
                     "Per second: items forgotten before their TTL because the tracker was full; above zero, duplicate ratios are a lower bound.",
                     "count:items/s",
                 )
-                .size(8, 8)
+                .size(6, 8)
                 .query(q.rate("p2p_inv_dedup_evictions_total"), "{{instance}}")
                 .min(0.0),
             ],
