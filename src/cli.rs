@@ -239,7 +239,7 @@ fn design_name(name: &str) -> Result<String, String> {
 #[derive(Args, Debug)]
 #[command(next_help_heading = "Workload")]
 pub struct WorkloadArgs {
-    /// Simulated peers.
+    /// Simulated peers; at most --max-peers, since the router would refuse the rest.
     #[arg(long, env = "P2P_PEERS", default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=100_000))]
     pub peers: u32,
 

@@ -27,6 +27,7 @@ pub fn run(
     filter: EnvFilter,
     format: LogFormat,
 ) -> anyhow::Result<()> {
+    check_peers(&args)?;
     let registry = Registry::new();
     registry.register(Box::new(
         prometheus::process_collector::ProcessCollector::for_self(),
@@ -136,6 +137,21 @@ async fn serve(
         tokio::task::spawn_blocking(move || crate::recording::finish(writer, &path)).await??;
     }
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// The embedded router refuses registrations past `--max-peers`: a workload of more peers would
+/// quietly run with fewer, and its verdict would be about another network.
+fn check_peers(args: &ServeArgs) -> anyhow::Result<()> {
+    let peers = args.workload.peers as usize;
+    let max_peers = args.router.max_peers;
+    if args.source.source == Source::Embedded && args.design().is_none() && peers > max_peers {
+        return Err(crate::UsageError(format!(
+            "--peers {peers} is above --max-peers {max_peers}: the router would refuse {} of them; raise --max-peers or lower --peers",
+            peers - max_peers
+        ))
+        .into());
+    }
     Ok(())
 }
 

@@ -97,6 +97,7 @@ fn bad_flags_end_with_one_line_and_exit_code_2() {
         &["--duplicate-ratio", "2"],
         &["--listen", "localhost"],
         &["--log-level", "loud=="],
+        &["--peers", "180"],
     ] {
         let output = exporter_command().args(args).output().unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
