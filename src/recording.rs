@@ -19,7 +19,9 @@ pub fn header(args: &ServeArgs) -> Header {
                     DesignKind::Broadcast4096 => Some(4096),
                     DesignKind::Broadcast8192 => Some(8192),
                     DesignKind::Segmented | DesignKind::Sharded | DesignKind::Actor => None,
-                    _ => Some(2048),
+                    DesignKind::Broadcast2048 | DesignKind::Dedup | DesignKind::ZeroCopy => {
+                        Some(2048)
+                    }
                 },
                 max_peers: Some(design.scenario.max_peers() as u64),
                 scenario: (design.scenario.duration != Duration::MAX)
