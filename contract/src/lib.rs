@@ -71,10 +71,10 @@ pub const METRICS: &[MetricDef] = &[
     def("p2p_peer_connections_total", C, &["direction"], "Peers registered, by direction."),
     def("p2p_peer_disconnections_total", C, &["reason"], "Peers disconnected, by reason reduced to a closed set."),
     def("p2p_peer_registrations_refused_total", C, &[], "Peer registrations refused because the router was at max_peers."),
-    def("p2p_blocks_accepted_total", C, &[], "Blocks the node accepted onto its best chain."),
+    def("p2p_blocks_accepted_total", C, &[], "Blocks the node connected to its chain (the best chain or, with the tap source, a side branch)."),
     def("p2p_block_propagation_seconds", H, &[], "Time from a block's first announcement to this node until the node accepted it."),
     def("p2p_blocks_unannounced_total", C, &[], "Accepted blocks never announced to this node (mined here or fetched in sync), so without a propagation time."),
-    def("p2p_blocks_orphaned_total", C, &[], "Blocks that did not connect to the best chain."),
+    def("p2p_blocks_orphaned_total", C, &[], "Blocks the node could not connect: with the tap source, a block whose parent is unknown; in the embedded model, one that did not extend the best chain."),
     def("p2p_chain_reorgs_total", C, &[], "Times the best chain switched branches."),
     def("p2p_chain_reorg_depth_blocks_total", C, &[], "Blocks undone by reorganisations of known depth."),
     def("p2p_chain_reorgs_unknown_depth_total", C, &[], "Reorganisations whose depth the node did not report."),
@@ -88,8 +88,8 @@ pub const METRICS: &[MetricDef] = &[
     def("p2p_tap_connections_closed_total", C, &["reason"], "Accepted tap connections that ended, by reason: eof, idle (nothing for 10 s), replaced (by a new hello from the node), too_large (a frame over the limit), error."),
     def("p2p_tap_records_total", C, &[], "Frames (snapshots, journal batches, block journeys) the tap source accepted."),
     def("p2p_tap_records_rejected_total", C, &["reason"], "Frames the tap source refused, by reason (see docs/tap-protocol.md); only too_large closes the connection."),
-    def("p2p_tap_client_records_total", C, &[], "Detail records (inv messages) the node's tap produced for its detail stream, from its snapshots."),
-    def("p2p_tap_client_dropped_records_total", C, &["reason"], "Detail records the node's tap dropped, by reason: buffer_full (its detail buffer was full); counts stay exact, the duplicate ratio then covers p2p_inv_checked_messages_total of p2p_inv_messages_total."),
+    def("p2p_tap_client_records_total", C, &[], "Detail records the node's tap produced for its detail stream (inv entries and block journeys), from its snapshots."),
+    def("p2p_tap_client_dropped_records_total", C, &["reason"], "Detail records the node's tap dropped, by reason: buffer_full (inv entries: its detail buffer was full) or journey_buffer_full (block journeys); counts stay exact, the duplicate ratio then covers p2p_inv_checked_messages_total of p2p_inv_messages_total."),
     def("p2p_tap_node_sessions_total", C, &[], "Runs of the node seen by the tap source (a new hello session); a rise is a node restart, not lag."),
     def("p2p_recording_written_total", C, &[], "Arrivals written to the --record file (0 when not recording)."),
     def("p2p_recording_dropped_total", C, &[], "Arrivals not recorded because the recording's queue was full or its file failed; the router never waits for the recording."),
@@ -108,7 +108,7 @@ pub const TAP_CONNECTION_RESULTS: [&str; 6] = [
 /// `reason` of `p2p_tap_connections_closed_total`.
 pub const TAP_CLOSE_REASONS: [&str; 5] = ["eof", "idle", "replaced", "too_large", "error"];
 /// `reason` of `p2p_tap_client_dropped_records_total`.
-pub const TAP_CLIENT_DROP_REASONS: [&str; 1] = ["buffer_full"];
+pub const TAP_CLIENT_DROP_REASONS: [&str; 2] = ["buffer_full", "journey_buffer_full"];
 
 /// Label values of each labelled metric that are not fixed by the code: `channel` and `subscriber`
 /// come from names the router's code chooses, bounded by [`MAX_NAMES`]; everything else is closed.

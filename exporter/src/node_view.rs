@@ -29,6 +29,8 @@ struct View {
 
 pub struct NodeView {
     view: Mutex<Option<View>>,
+    /// The node run last connected, which may not have sent a snapshot yet.
+    last_session: Mutex<Option<u64>>,
     origin: Instant,
     peak_window_seconds: u64,
 }
@@ -53,8 +55,19 @@ impl NodeView {
     pub fn new(peak_window_seconds: u64) -> NodeView {
         NodeView {
             view: Mutex::new(None),
+            last_session: Mutex::new(None),
             origin: Instant::now(),
             peak_window_seconds: peak_window_seconds.max(1),
+        }
+    }
+
+    /// A connection of node run `session` was accepted. Another run's counts stop being served
+    /// at once: until this run's first snapshot, its node series are absent (a gap), never the
+    /// previous run's as if they were live.
+    pub fn begin_session(&self, session: u64) {
+        let mut view = self.view.lock().unwrap_or_else(|e| e.into_inner());
+        if view.as_ref().is_some_and(|v| v.session != session) {
+            *view = None;
         }
     }
 
@@ -65,9 +78,12 @@ impl NodeView {
         snapshot.check(same_session.map(|v| &v.snapshot))?;
         let accepted = match &*view {
             Some(v) if v.session == session => Accepted::Next,
-            previous => Accepted::First {
-                restarted: previous.is_some(),
-            },
+            _ => {
+                let mut last = self.last_session.lock().unwrap_or_else(|e| e.into_inner());
+                let restarted = last.is_some_and(|s| s != session);
+                *last = Some(session);
+                Accepted::First { restarted }
+            }
         };
         let second = self.origin.elapsed().as_secs();
         let mut peaks = match view.take() {
@@ -228,13 +244,18 @@ fn families(view: &View, now: u64, window: u64) -> Vec<MetricFamily> {
     out.counter(
         "p2p_tap_client_records_total",
         &[],
-        d.entries + d.dropped_entries,
+        d.entries + d.dropped_entries + d.journeys,
     );
-    out.counter(
-        "p2p_tap_client_dropped_records_total",
-        &[("reason", TAP_CLIENT_DROP_REASONS[0])],
-        d.dropped_entries,
-    );
+    for (reason, dropped) in TAP_CLIENT_DROP_REASONS
+        .iter()
+        .zip([d.dropped_entries, d.dropped_journeys])
+    {
+        out.counter(
+            "p2p_tap_client_dropped_records_total",
+            &[("reason", reason)],
+            dropped,
+        );
+    }
     if let Some(r) = &s.resources {
         out.gauge(
             "p2p_node_resident_memory_bytes",

@@ -10,7 +10,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,6 +31,9 @@ use crate::recorder::Recorder;
 /// Connections that have not yet said hello; past it, new ones are refused at once, so a flood of
 /// idle connections costs a bounded number of descriptors and tasks.
 const MAX_HANDSHAKES: usize = 16;
+/// How long the served connection must have been silent before a hello from another node run
+/// may take its place: three missed snapshots.
+const STALE_AFTER: Duration = Duration::from_secs(3);
 
 /// Where the tap source listens.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,6 +127,7 @@ impl TapSource {
             idle_timeout: self.idle_timeout,
             handshakes: AtomicUsize::new(0),
             serving: Mutex::new(None),
+            origin: tokio::time::Instant::now(),
             next_connection: AtomicUsize::new(0),
             recorded: Mutex::new(None),
         });
@@ -173,14 +177,28 @@ struct State {
     token: Option<String>,
     idle_timeout: Duration,
     handshakes: AtomicUsize,
-    /// The connection serving the node, and how to tell it it has been replaced.
-    serving: Mutex<Option<(usize, Arc<Notify>)>>,
+    serving: Mutex<Option<Serving>>,
+    origin: tokio::time::Instant,
     next_connection: AtomicUsize,
     /// Messages by type already written to the recording, per session.
     recorded: Mutex<Option<Recorded>>,
 }
 
+/// The connection serving the node.
+struct Serving {
+    id: usize,
+    session: u64,
+    /// Tells the connection it has been replaced.
+    replaced: Arc<Notify>,
+    /// When it last sent a frame, in ms since the source started.
+    heard: Arc<AtomicU64>,
+}
+
 impl State {
+    fn now_ms(&self) -> u64 {
+        self.origin.elapsed().as_millis() as u64
+    }
+
     fn metrics(&self) -> &TapMetrics {
         &self.recorder.metrics().tap
     }
@@ -264,6 +282,22 @@ async fn accept_loop(listener: Listener, state: Arc<State>) {
     }
 }
 
+enum FramingError {
+    TooLarge,
+    Truncated,
+    Io,
+}
+
+/// What the length-delimited codec's error means: it reports a length over the limit as
+/// `InvalidData`, and a stream that ends inside a frame as an `Other` error of its own.
+fn framing_error(err: &std::io::Error) -> FramingError {
+    match err.kind() {
+        std::io::ErrorKind::InvalidData => FramingError::TooLarge,
+        std::io::ErrorKind::Other | std::io::ErrorKind::UnexpectedEof => FramingError::Truncated,
+        _ => FramingError::Io,
+    }
+}
+
 fn codec() -> LengthDelimitedCodec {
     LengthDelimitedCodec::builder()
         .little_endian()
@@ -284,21 +318,47 @@ async fn serve_connection(state: &State, stream: Stream) {
             return;
         }
     };
-    state.result(ConnectionResult::Accepted);
     let id = state.next_connection.fetch_add(1, Ordering::Relaxed);
     let replaced = Arc::new(Notify::new());
-    if let Some((_, previous)) = lock(&state.serving).replace((id, Arc::clone(&replaced))) {
-        previous.notify_one();
+    let heard = Arc::new(AtomicU64::new(state.now_ms()));
+    {
+        let mut serving = lock(&state.serving);
+        if let Some(current) = serving.as_ref() {
+            let silent_ms = state
+                .now_ms()
+                .saturating_sub(current.heard.load(Ordering::Relaxed));
+            // The same node run reconnecting takes over at once; another run only from a
+            // connection that has gone quiet, so two live taps cannot take turns.
+            if current.session != hello.session && silent_ms < STALE_AFTER.as_millis() as u64 {
+                drop(serving);
+                state.result(ConnectionResult::RefusedBusy);
+                tracing::warn!(
+                    "tap connection refused: another node run is connected and sending (one node per sidecar)"
+                );
+                return;
+            }
+            current.replaced.notify_one();
+        }
+        *serving = Some(Serving {
+            id,
+            session: hello.session,
+            replaced: Arc::clone(&replaced),
+            heard: Arc::clone(&heard),
+        });
     }
+    state.result(ConnectionResult::Accepted);
+    state.view.begin_session(hello.session);
     state.metrics().connected.set(1);
     tracing::info!(client = %hello.client, "tap client connected");
     let closed = tokio::select! {
-        closed = serve_frames(state, hello.session, &mut frames) => closed,
+        // Checked first: a replaced connection handles none of the frames it still has buffered.
+        biased;
         _ = replaced.notified() => Closed::Replaced,
+        closed = serve_frames(state, hello.session, &heard, &mut frames) => closed,
     };
     state.closed(closed);
     let mut serving = lock(&state.serving);
-    if serving.as_ref().is_some_and(|(current, _)| *current == id) {
+    if serving.as_ref().is_some_and(|current| current.id == id) {
         *serving = None;
         state.metrics().connected.set(0);
         tracing::info!(reason = ?closed, "tap client disconnected");
@@ -358,7 +418,12 @@ async fn handshake(
     }
 }
 
-async fn serve_frames(state: &State, session: u64, frames: &mut Frames) -> Closed {
+async fn serve_frames(
+    state: &State,
+    session: u64,
+    heard: &AtomicU64,
+    frames: &mut Frames,
+) -> Closed {
     let mut items = Vec::new();
     loop {
         let frame = match tokio::time::timeout(state.idle_timeout, frames.next()).await {
@@ -366,17 +431,20 @@ async fn serve_frames(state: &State, session: u64, frames: &mut Frames) -> Close
             Ok(None) => return Closed::Eof,
             Ok(Some(Ok(frame))) => frame,
             Ok(Some(Err(err))) => {
-                return if err.kind() == std::io::ErrorKind::InvalidData {
-                    state.metrics().reject(Reject::TooLarge).inc();
-                    Closed::TooLarge
-                } else if err.kind() == std::io::ErrorKind::UnexpectedEof {
-                    state.metrics().reject(Reject::Truncated).inc();
-                    Closed::Eof
-                } else {
-                    Closed::Error
+                return match framing_error(&err) {
+                    FramingError::TooLarge => {
+                        state.metrics().reject(Reject::TooLarge).inc();
+                        Closed::TooLarge
+                    }
+                    FramingError::Truncated => {
+                        state.metrics().reject(Reject::Truncated).inc();
+                        Closed::Eof
+                    }
+                    FramingError::Io => Closed::Error,
                 };
             }
         };
+        heard.store(state.now_ms(), Ordering::Relaxed);
         match protocol::decode(&frame) {
             Ok(frame) => handle_frame(state, session, frame, &mut items),
             Err(reason) => {
@@ -430,13 +498,17 @@ fn handle_frame(state: &State, session: u64, frame: Frame<'_>, items: &mut Vec<I
         }
         Frame::Journey(journey) => {
             state.metrics().records.inc();
-            state.observer.observe(Observation::BlockAccepted {
-                hash: journey.hash,
-                height: journey.height,
-                received: None,
-                delivered: None,
-                propagation: Duration::from_nanos(journey.propagation_ns.unwrap_or(0)),
-            });
+            // A block never announced to this node (mined here, fetched in sync) has no journey
+            // to trace; a propagation of zero would be a false one.
+            if let Some(ns) = journey.propagation_ns {
+                state.observer.observe(Observation::BlockAccepted {
+                    hash: journey.hash,
+                    height: journey.height,
+                    received: None,
+                    delivered: None,
+                    propagation: Duration::from_nanos(ns),
+                });
+            }
         }
         // A second hello on one connection says nothing new.
         Frame::Hello(_) => {}

@@ -140,6 +140,8 @@ impl DisconnectReason {
             "misbehav",
             "version",
             "banned",
+            "rate limit",
+            "flood",
         ]) {
             DisconnectReason::Protocol
         } else if has(&[
@@ -308,6 +310,7 @@ mod tests {
             ("unexpected EOF", DisconnectReason::Io),
             ("shutdown requested", DisconnectReason::Requested),
             ("evicted: max peers", DisconnectReason::Requested),
+            ("rate limit exceeded", DisconnectReason::Protocol),
             ("\u{1F600} attacker-chosen text", DisconnectReason::Other),
             ("", DisconnectReason::Other),
         ];

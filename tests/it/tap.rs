@@ -196,7 +196,11 @@ fn lag_sent_and_received_stay_exact_when_the_detail_stream_overflows() {
         value("p2p_inv_checked_messages_total"),
         ROUNDS as f64 - dropped
     );
-    assert_eq!(value("p2p_tap_client_records_total"), ROUNDS as f64);
+    // Every inv is a detail record, and so is every accepted block's journey.
+    assert_eq!(
+        value("p2p_tap_client_records_total"),
+        ROUNDS as f64 + value("p2p_blocks_accepted_total")
+    );
 }
 
 #[test]
@@ -528,8 +532,10 @@ fn increase_across_a_sidecar_restart_and_a_node_restart_equals_the_node_counts()
             .unwrap();
         scraped(sent as f64);
     }
-    // The node restarts: a new session counts from zero.
+    // The node restarts: a new session counts from zero. (A live connection of another run is
+    // not replaced: the new run gets the slot once the old one's connection has closed.)
     drop(node);
+    wait_value(&sidecar, "p2p_tap_connected", 0.0);
     let mut node = UnixStream::connect(&socket).unwrap();
     node.write_all(&hello(2)).unwrap();
     for (seq, sent) in [(0, 0), (1, 70)] {
@@ -544,4 +550,47 @@ fn increase_across_a_sidecar_restart_and_a_node_restart_equals_the_node_counts()
     let increase = first_value(&prometheus.query_at(&format!("increase({series}[10m])"), at));
     assert_eq!(increase, Some(450.0 + 70.0));
     assert_eq!(sidecar.value("p2p_tap_node_sessions_total"), 2.0);
+}
+
+#[test]
+fn another_live_run_is_refused_a_quiet_one_replaced_and_the_old_counts_never_served_as_new() {
+    let dir = tempfile::tempdir().unwrap();
+    let (exporter, socket) = tap_exporter(dir.path(), &["--tap-idle-timeout", "5m"]);
+    let sent = r#"p2p_events_sent_total{channel="events"}"#;
+    let mut first = UnixStream::connect(&socket).unwrap();
+    first.write_all(&hello(1)).unwrap();
+    first.write_all(&snapshot_frame(&snapshot(0, 30))).unwrap();
+    wait_value(&exporter, sent, 30.0);
+    // A second node run while the first is sending: refused, so two taps cannot take turns.
+    let mut second = UnixStream::connect(&socket).unwrap();
+    second.write_all(&hello(2)).unwrap();
+    wait_value(
+        &exporter,
+        r#"p2p_tap_connections_total{result="refused_busy"}"#,
+        1.0,
+    );
+    assert_eq!(exporter.value(sent), 30.0);
+    // Once the first has been quiet for three snapshot periods, the second takes its place, and
+    // the first run's counts stop being served before the second's first snapshot.
+    std::thread::sleep(Duration::from_millis(3500));
+    let mut second = UnixStream::connect(&socket).unwrap();
+    second.write_all(&hello(2)).unwrap();
+    wait_value(
+        &exporter,
+        r#"p2p_tap_connections_closed_total{reason="replaced"}"#,
+        1.0,
+    );
+    assert_eq!(sample(&exporter.scrape(), sent), None);
+    second.write_all(&snapshot_frame(&snapshot(0, 4))).unwrap();
+    wait_value(&exporter, sent, 4.0);
+    // A frame cut short by the end of the connection is counted as truncated.
+    let frame = snapshot_frame(&snapshot(1, 5));
+    second.write_all(&frame[..frame.len() / 2]).unwrap();
+    drop(second);
+    wait_value(
+        &exporter,
+        r#"p2p_tap_records_rejected_total{reason="truncated"}"#,
+        1.0,
+    );
+    drop(first);
 }

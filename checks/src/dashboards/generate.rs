@@ -292,7 +292,7 @@ fn channel(q: &Queries, t: &Thresholds) -> (DashboardId, &'static str, Rows) {
                 .alerts(CHANNEL_ALERTS),
                 Panel::timeseries(
                     "Sends into a nearly full channel",
-                    "Share of sends that found the channel above the capacity-usage line, from the per-send fill histogram.",
+                    "Share of sends that found the channel above the capacity-usage line, from the per-send fill histogram (embedded source; a node's tap reports the peak instead, in the panel beside).",
                     RATIO,
                 )
                 .size(8, 8)
