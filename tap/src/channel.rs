@@ -261,7 +261,8 @@ impl<T> SubscriberTap<T> {
     pub fn before_recv(&mut self) {
         if let Some((kind, returned_ns)) = self.serving.take() {
             let now = self.channel.clock.now_ns();
-            self.shared.service[kind.index()].observe_ns(now.saturating_sub(returned_ns));
+            self.shared.service[kind.index()]
+                .observe_ns_single_writer(now.saturating_sub(returned_ns));
         }
     }
 
@@ -313,7 +314,9 @@ impl<T> SubscriberTap<T> {
     fn timed(&mut self, seq: u64, event: &T) {
         let now = self.channel.clock.now_ns();
         if let Some(sent) = self.channel.sent_at_ns(seq) {
-            self.shared.latency.observe_ns(now.saturating_sub(sent));
+            self.shared
+                .latency
+                .observe_ns_single_writer(now.saturating_sub(sent));
         }
         self.serving = (self.kind_of)(event).map(|kind| (kind, now));
     }
