@@ -82,10 +82,15 @@ impl Announced {
             if before & (WRITING | OCCUPIED) != OCCUPIED {
                 return None;
             }
-            let hash = slot.hash.each_ref().map(|w| w.load(Ordering::Relaxed));
+            // Word by word, not as a loaded array compared whole (a stack round trip that stalls).
+            let same = slot
+                .hash
+                .iter()
+                .zip(words)
+                .all(|(word, value)| word.load(Ordering::Relaxed) == *value);
             let at = slot.first_seen_ns.load(Ordering::Relaxed);
             fence(Ordering::Acquire);
-            (slot.version.load(Ordering::Relaxed) == before && hash == *words).then_some(at)
+            (same && slot.version.load(Ordering::Relaxed) == before).then_some(at)
         })
     }
 

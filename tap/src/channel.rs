@@ -3,8 +3,11 @@
 //!
 //! The queue length is computed from counts, never from `Sender::len()` (which locks the tail and
 //! searches the slots): each subscriber's position is what it received plus what it skipped, and
-//! the queue after a send is the events sent minus the slowest position, capped at the capacity
-//! (a lagging receiver's skipped events are overwritten, not queued).
+//! the queue is the events sent minus the slowest position, capped at the capacity (a lagging
+//! receiver's skipped events are overwritten, not queued). Its peak is kept by the subscribers,
+//! not the senders: the queue only grows between two receives, so its largest value after any
+//! send is reached right before a receive (or a lag), where the subscriber compares the events
+//! sent with its own position. A send costs one atomic add.
 //!
 //! Delivery latency uses a ring of send instants indexed by send sequence: a receiver knows the
 //! sequence of the event it got from its own position. One event in [`SAMPLE_EVERY`] is timed, so
@@ -99,11 +102,26 @@ impl ChannelShared {
     fn sent_one(&self) {
         let seq = self.sent.fetch_add(1, Ordering::Relaxed);
         if seq.is_multiple_of(SAMPLE_EVERY) {
-            let stamp = &self.ring[(seq / SAMPLE_EVERY) as usize % self.ring.len()];
-            stamp.at_ns.store(self.clock.now_ns(), Ordering::Relaxed);
-            stamp.seq.store(seq, Ordering::Release);
+            self.stamp(seq);
         }
-        let queued = self.queued_after(seq + 1);
+    }
+
+    #[cold]
+    fn stamp(&self, seq: u64) {
+        let stamp = &self.ring[(seq / SAMPLE_EVERY) as usize % self.ring.len()];
+        stamp.at_ns.store(self.clock.now_ns(), Ordering::Relaxed);
+        stamp.seq.store(seq, Ordering::Release);
+    }
+
+    /// A subscriber at `position` is about to move past it: the queue it leaves behind (the
+    /// events sent since) is a candidate for the peak.
+    #[inline]
+    fn backlog_at(&self, position: u64) {
+        let queued = self
+            .sent
+            .load(Ordering::Relaxed)
+            .saturating_sub(position)
+            .min(self.capacity);
         if queued > self.peak.load(Ordering::Relaxed) {
             self.peak.fetch_max(queued, Ordering::Relaxed);
         }
@@ -127,11 +145,12 @@ impl ChannelShared {
         (stamp.seq.load(Ordering::Acquire) == seq).then(|| stamp.at_ns.load(Ordering::Relaxed))
     }
 
-    fn attach(&self, subscriber: &Arc<SubscriberShared>) {
+    /// Whether the subscriber holds the queue length up (the first [`MAX_SUBSCRIBERS`] do).
+    fn attach(&self, subscriber: &Arc<SubscriberShared>) -> bool {
         let slot = self.subscriber_slots.fetch_add(1, Ordering::AcqRel);
-        if let Some(cell) = self.subscribers.get(slot) {
-            let _ = cell.set(Arc::clone(subscriber));
-        }
+        self.subscribers
+            .get(slot)
+            .is_some_and(|cell| cell.set(Arc::clone(subscriber)).is_ok())
     }
 
     /// The counts for a snapshot; the peak restarts from the current queue.
@@ -204,7 +223,10 @@ impl SubscriberShared {
 
 /// Subscribes a subscriber's counts to `channel`, starting at the channel's current position
 /// (where a receiver subscribed now starts).
-pub(crate) fn subscriber_shared(name: &str, channel: &ChannelShared) -> Arc<SubscriberShared> {
+pub(crate) fn subscriber_shared(
+    name: &str,
+    channel: &ChannelShared,
+) -> (Arc<SubscriberShared>, bool) {
     let shared = Arc::new(SubscriberShared {
         name: name.to_owned(),
         channel: channel.name.clone(),
@@ -215,8 +237,8 @@ pub(crate) fn subscriber_shared(name: &str, channel: &ChannelShared) -> Arc<Subs
         latency: AtomicHistogram::new(DELIVERY_BOUNDS_NS),
         service: std::array::from_fn(|_| AtomicHistogram::new(SERVICE_BOUNDS_NS)),
     });
-    channel.attach(&shared);
-    shared
+    let holds_queue = channel.attach(&shared);
+    (shared, holds_queue)
 }
 
 /// The consumer's handle: call [`SubscriberTap::recv`] instead of `Receiver::recv`. Owned by the
@@ -227,6 +249,8 @@ pub struct SubscriberTap<T> {
     kind_of: fn(&T) -> Option<MessageKind>,
     /// A timed event being served: its type and when `recv` returned it.
     serving: Option<(MessageKind, u64)>,
+    /// Whether this subscriber's backlog counts toward the channel's queue peak.
+    holds_queue: bool,
 }
 
 impl<T> SubscriberTap<T> {
@@ -234,12 +258,14 @@ impl<T> SubscriberTap<T> {
         shared: Arc<SubscriberShared>,
         channel: Arc<ChannelShared>,
         kind_of: fn(&T) -> Option<MessageKind>,
+        holds_queue: bool,
     ) -> SubscriberTap<T> {
         SubscriberTap {
             shared,
             channel,
             kind_of,
             serving: None,
+            holds_queue,
         }
     }
 
@@ -290,6 +316,9 @@ impl<T> SubscriberTap<T> {
     fn received(&mut self, event: &T) {
         let s = &*self.shared;
         let seq = s.position.load(Ordering::Relaxed);
+        if self.holds_queue {
+            self.channel.backlog_at(seq);
+        }
         s.position.store(seq + 1, Ordering::Relaxed);
         s.received
             .store(s.received.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
@@ -300,10 +329,11 @@ impl<T> SubscriberTap<T> {
 
     fn lagged(&mut self, skipped: u64) {
         let s = &*self.shared;
-        s.position.store(
-            s.position.load(Ordering::Relaxed) + skipped,
-            Ordering::Relaxed,
-        );
+        let position = s.position.load(Ordering::Relaxed);
+        if self.holds_queue {
+            self.channel.backlog_at(position);
+        }
+        s.position.store(position + skipped, Ordering::Relaxed);
         s.lagged.store(
             s.lagged.load(Ordering::Relaxed) + skipped,
             Ordering::Relaxed,

@@ -192,11 +192,14 @@ impl Shard {
     /// becomes. Owner only.
     #[inline]
     pub(crate) fn new_block(&self, block: &[u64; 4]) -> bool {
-        let last = self
+        // Word by word: an array of the loaded words, compared whole, would be stored to the stack
+        // and read back wider than it was written, which stalls.
+        let same = self
             .last_block
-            .each_ref()
-            .map(|w| w.load(Ordering::Relaxed));
-        if last == *block && self.has_last_block.load(Ordering::Relaxed) {
+            .iter()
+            .zip(block)
+            .all(|(word, value)| word.load(Ordering::Relaxed) == *value);
+        if same && self.has_last_block.load(Ordering::Relaxed) {
             return false;
         }
         for (word, value) in self.last_block.iter().zip(block) {

@@ -4,7 +4,7 @@
 mod config;
 mod writer;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -47,6 +47,9 @@ static NEXT_TAP_ID: AtomicU64 = AtomicU64::new(0);
 thread_local! {
     /// This thread's shard of each tap it reported to, by tap id.
     static SHARDS: RefCell<Vec<(u64, Arc<Shard>)>> = const { RefCell::new(Vec::new()) };
+    /// The shard this thread used last and its tap's id, for the hot path: one load and a
+    /// comparison. It has no destructor, so it stays readable while the thread exits.
+    static LAST_SHARD: Cell<(u64, *const Shard)> = const { Cell::new((u64::MAX, std::ptr::null())) };
 }
 
 pub(crate) struct Shared {
@@ -119,23 +122,23 @@ impl Shared {
     /// thread's alone, so `f` may write its counts without read-modify-write.
     #[inline]
     fn with_shard<R>(&self, f: impl FnOnce(&Shard) -> R) -> R {
-        let mut f = Some(f);
-        let found = SHARDS.try_with(|shards| {
-            let shards = shards.try_borrow().ok()?;
-            let (_, shard) = shards.iter().find(|(id, _)| *id == self.id)?;
-            Some((f.take()?)(shard))
-        });
-        match (found, f) {
-            (Ok(Some(result)), _) => result,
-            (_, Some(f)) => self.with_new_shard(f),
-            (_, None) => unreachable!("f runs only where it returns a result"),
+        let (id, shard) = LAST_SHARD.get();
+        if id == self.id {
+            // SAFETY: the shard was pushed to this tap's list (ids are never reused, so `self` is
+            // that tap), which holds it until the tap itself is dropped.
+            return f(unsafe { &*shard });
         }
+        self.with_shard_slow(f)
     }
 
+    /// Another tap than the last this thread used, or its first report.
     #[cold]
-    fn with_new_shard<R>(&self, f: impl FnOnce(&Shard) -> R) -> R {
-        let registered = SHARDS.try_with(|shards| {
+    fn with_shard_slow<R>(&self, f: impl FnOnce(&Shard) -> R) -> R {
+        let own = SHARDS.try_with(|shards| {
             let mut shards = shards.try_borrow_mut().ok()?;
+            if let Some((_, shard)) = shards.iter().find(|(id, _)| *id == self.id) {
+                return Some(Arc::clone(shard));
+            }
             // Shards of taps that are gone are held by this list alone.
             shards.retain(|(_, shard)| Arc::strong_count(shard) > 1);
             let shard = Arc::new(Shard::new(self.ring_bytes));
@@ -143,8 +146,11 @@ impl Shared {
             shards.push((self.id, Arc::clone(&shard)));
             Some(shard)
         });
-        match registered {
-            Ok(Some(shard)) => f(&shard),
+        match own {
+            Ok(Some(shard)) => {
+                LAST_SHARD.set((self.id, Arc::as_ptr(&shard)));
+                f(&shard)
+            }
             _ => {
                 let _guard = lock(&self.fallback_lock);
                 f(&self.fallback)
@@ -300,9 +306,9 @@ impl Tap {
         name: &str,
         kind_of: fn(&T) -> Option<MessageKind>,
     ) -> SubscriberTap<T> {
-        let shared = channel::subscriber_shared(name, &channel.shared);
+        let (shared, holds_queue) = channel::subscriber_shared(name, &channel.shared);
         lock(&self.shared.subscribers).push(Arc::clone(&shared));
-        SubscriberTap::new(shared, Arc::clone(&channel.shared), kind_of)
+        SubscriberTap::new(shared, Arc::clone(&channel.shared), kind_of, holds_queue)
     }
 
     /// A peer emitted a message; `inventory` holds an inv's items (empty otherwise). Counts it,
@@ -492,5 +498,43 @@ mod tests {
         assert_eq!(other.messages[MessageKind::Pong.index()], total);
         assert_eq!(other.messages.iter().sum::<u64>(), total);
         assert_eq!(other.inv_messages, 0);
+    }
+
+    /// The peak is the largest queue any send left, though subscribers keep it: ten sends
+    /// before a receive, then a lag past a full channel.
+    #[test]
+    fn the_queue_peak_is_the_most_queued_after_a_send() {
+        let tap = Tap::disabled();
+        let channel = tap.channel("events", 16);
+        let (sender, mut receiver) = broadcast::channel::<u64>(16);
+        let mut consumer = tap.subscriber(&channel, "consumer", |_: &u64| None);
+        let mut drain = |consumer: &mut SubscriberTap<u64>| loop {
+            let result = receiver.try_recv();
+            consumer.after_try_recv(&result);
+            if matches!(result, Err(broadcast::error::TryRecvError::Empty)) {
+                break;
+            }
+        };
+        for i in 0..10 {
+            let _ = channel.send(&sender, i);
+        }
+        drain(&mut consumer);
+        let first = tap.snapshot().channels[0].clone();
+        assert_eq!((first.sent, first.queued, first.peak), (10, 0, 10));
+        let _ = channel.send(&sender, 10);
+        let second = tap.snapshot().channels[0].clone();
+        assert_eq!(
+            (second.queued, second.peak),
+            (1, 1),
+            "the peak restarts at a snapshot"
+        );
+        for i in 0..40 {
+            let _ = channel.send(&sender, i);
+        }
+        drain(&mut consumer);
+        let third = tap.snapshot();
+        assert_eq!(third.channels[0].peak, 16, "at most the capacity");
+        let subscriber = &third.subscribers[0];
+        assert_eq!(subscriber.received + subscriber.lagged, 51);
     }
 }
