@@ -104,6 +104,7 @@ impl Writer {
 
     fn run(mut self, stop: &mpsc::Receiver<()>) {
         loop {
+            self.shared.clock.calibrate();
             self.shared.clock.now_ns();
             if self.stream.is_none() && Instant::now() >= self.next_attempt {
                 self.connect();
