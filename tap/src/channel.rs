@@ -454,7 +454,10 @@ mod tests {
             let ns = clock.now_ns();
             let os = u64::try_from(clock.origin.elapsed().as_nanos()).unwrap();
             assert!(ns >= previous, "the clock went backwards");
-            assert!(ns.abs_diff(os) < 1_000_000, "{ns} ns against the OS clock's {os}");
+            assert!(
+                ns.abs_diff(os) < 1_000_000,
+                "{ns} ns against the OS clock's {os}"
+            );
             previous = ns;
         }
         assert_eq!(

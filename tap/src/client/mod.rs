@@ -40,6 +40,9 @@ impl TapItem for InventoryItem {
 /// Block journeys held for the writer; past it they are dropped and counted.
 const JOURNEYS: usize = 1024;
 
+/// The ring of the shard shared by threads whose thread-locals are already destroyed.
+const FALLBACK_RING_BYTES: usize = 4096;
+
 /// Tells taps apart in a thread's shard list (several may live in one process): never reused,
 /// unlike an address.
 static NEXT_TAP_ID: AtomicU64 = AtomicU64::new(0);
@@ -87,7 +90,8 @@ pub(crate) struct Shared {
 impl Shared {
     fn new(detail_buffer_bytes: usize) -> Shared {
         let zero = || AtomicU64::new(0);
-        let fallback = Arc::new(Shard::new(detail_buffer_bytes));
+        // Used only by calls from a thread's teardown: a small ring (its drops are counted).
+        let fallback = Arc::new(Shard::new(FALLBACK_RING_BYTES));
         let session = random_session();
         Shared {
             id: NEXT_TAP_ID.fetch_add(1, Ordering::Relaxed),
