@@ -98,6 +98,16 @@ impl AtomicHistogram {
         self.sum_ns.fetch_add(ns, Ordering::Relaxed);
     }
 
+    /// [`AtomicHistogram::observe_ns`] for a histogram that only one thread at a time observes
+    /// (a subscriber's, owned by its consumer): a relaxed load and store instead of an add.
+    #[inline]
+    pub(crate) fn observe_ns_single_writer(&self, ns: u64) {
+        let bucket = &self.buckets[self.bounds.partition_point(|&bound| bound < ns)];
+        bucket.store(bucket.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        let sum = self.sum_ns.load(Ordering::Relaxed).wrapping_add(ns);
+        self.sum_ns.store(sum, Ordering::Relaxed);
+    }
+
     pub fn snapshot(&self) -> HistogramSnapshot {
         HistogramSnapshot {
             buckets: self

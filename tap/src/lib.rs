@@ -14,6 +14,7 @@
 //! Dependencies are kept to serde, serde_json, hex, libc and tokio's `sync`, so the node pays
 //! little to link it.
 
+mod announced;
 pub mod channel;
 pub mod client;
 pub mod histogram;

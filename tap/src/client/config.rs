@@ -68,8 +68,11 @@ pub struct TapConfig {
     pub snapshot_every: Duration,
     /// How often the detail buffer (inv items, block journeys) is written out.
     pub flush_every: Duration,
-    /// Bytes of inv items held between flushes, or while the sidecar is away; past it, entries
-    /// are dropped and counted (counts stay exact). Each item takes 33 bytes.
+    /// Bytes of inv items held between flushes, or while the sidecar is away, for each node thread
+    /// that reports messages (each has a ring of its own, written without a lock; rounded down to
+    /// a power of two, at most 512 KiB); past it, entries are dropped and counted (counts stay
+    /// exact). Each item takes 33 bytes, plus 6 per inv. A thread that exits keeps its ring: the
+    /// node's peer tasks run on a fixed set of runtime threads.
     pub detail_buffer_bytes: usize,
     /// Read this process's resident memory and CPU time from `/proc` at every snapshot.
     pub sample_resources: bool,

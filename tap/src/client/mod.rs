@@ -4,7 +4,8 @@
 mod config;
 mod writer;
 
-use std::collections::{HashMap, VecDeque};
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,10 +14,11 @@ use p2p_observe::{Direction, DisconnectReason, InvType, InventoryItem, MessageKi
 
 pub use config::{Endpoint, TapConfig};
 
+use crate::announced::Announced;
 use crate::channel::{self, ChannelShared, ChannelTap, Clock, SubscriberShared, SubscriberTap};
 use crate::histogram::{AtomicHistogram, PROPAGATION_BOUNDS_NS};
-use crate::journal::Journal;
-use crate::protocol::{BlockCounts, Journey, PeerCounts, Snapshot};
+use crate::journal::{JournalCounts, Shard};
+use crate::protocol::{BlockCounts, DetailCounts, Journey, PeerCounts, Snapshot};
 
 /// An inventory item as the node holds it; implement it for the node's own type so the tap reads
 /// the items in place (no copy into the tap's type on the hot path).
@@ -35,24 +37,38 @@ impl TapItem for InventoryItem {
     }
 }
 
-/// Blocks whose first announcement is remembered for their propagation time; past it, the oldest
-/// is forgotten (and that block counted as unannounced if it is ever accepted).
-const ANNOUNCED_BLOCKS: usize = 4096;
 /// Block journeys held for the writer; past it they are dropped and counted.
 const JOURNEYS: usize = 1024;
 
-#[derive(Default)]
-struct Announced {
-    first_seen_ns: HashMap<[u8; 32], u64>,
-    order: VecDeque<[u8; 32]>,
+/// The ring of the shard shared by threads whose thread-locals are already destroyed.
+const FALLBACK_RING_BYTES: usize = 4096;
+
+/// Tells taps apart in a thread's shard list (several may live in one process): never reused,
+/// unlike an address.
+static NEXT_TAP_ID: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// This thread's shard of each tap it reported to, by tap id.
+    static SHARDS: RefCell<Vec<(u64, Arc<Shard>)>> = const { RefCell::new(Vec::new()) };
+    /// The shard this thread used last and its tap's id, for the hot path: one load and a
+    /// comparison. It has no destructor, so it stays readable while the thread exits.
+    static LAST_SHARD: Cell<(u64, *const Shard)> = const { Cell::new((u64::MAX, std::ptr::null())) };
 }
 
 pub(crate) struct Shared {
+    id: u64,
     pub(crate) session: u64,
     pub(crate) clock: Arc<Clock>,
     channels: Mutex<Vec<Arc<ChannelShared>>>,
     subscribers: Mutex<Vec<Arc<SubscriberShared>>>,
-    messages: [AtomicU64; MessageKind::ALL.len()],
+    /// One per thread that reported a message, each written by its thread alone; a thread that
+    /// exits leaves its shard (and counts) here.
+    pub(crate) shards: Mutex<Vec<Arc<Shard>>>,
+    ring_bytes: usize,
+    /// For a thread whose thread-locals are already destroyed (a call from another
+    /// thread-local's destructor): shared, so written under `fallback_lock`.
+    fallback: Arc<Shard>,
+    fallback_lock: Mutex<()>,
     inbound: AtomicU64,
     outbound: AtomicU64,
     disconnected: [AtomicU64; DisconnectReason::ALL.len()],
@@ -64,8 +80,7 @@ pub(crate) struct Shared {
     reorg_depth: AtomicU64,
     reorgs_unknown_depth: AtomicU64,
     propagation: AtomicHistogram,
-    announced: Mutex<Announced>,
-    pub(crate) journal: Journal,
+    announced: Announced,
     pub(crate) journeys: Mutex<VecDeque<Journey>>,
     journeys_total: AtomicU64,
     journeys_dropped: AtomicU64,
@@ -75,12 +90,19 @@ pub(crate) struct Shared {
 impl Shared {
     fn new(detail_buffer_bytes: usize) -> Shared {
         let zero = || AtomicU64::new(0);
+        // Used only by calls from a thread's teardown: a small ring (its drops are counted).
+        let fallback = Arc::new(Shard::new(FALLBACK_RING_BYTES));
+        let session = random_session();
         Shared {
-            session: random_session(),
+            id: NEXT_TAP_ID.fetch_add(1, Ordering::Relaxed),
+            session,
             clock: Arc::new(Clock::new()),
             channels: Mutex::new(Vec::new()),
             subscribers: Mutex::new(Vec::new()),
-            messages: std::array::from_fn(|_| zero()),
+            shards: Mutex::new(vec![Arc::clone(&fallback)]),
+            ring_bytes: detail_buffer_bytes,
+            fallback,
+            fallback_lock: Mutex::new(()),
             inbound: zero(),
             outbound: zero(),
             disconnected: std::array::from_fn(|_| zero()),
@@ -92,12 +114,59 @@ impl Shared {
             reorg_depth: zero(),
             reorgs_unknown_depth: zero(),
             propagation: AtomicHistogram::new(PROPAGATION_BOUNDS_NS),
-            announced: Mutex::new(Announced::default()),
-            journal: Journal::new(detail_buffer_bytes),
+            announced: Announced::new(|i| random_session() ^ session.rotate_left(i as u32)),
             journeys: Mutex::new(VecDeque::new()),
             journeys_total: zero(),
             journeys_dropped: zero(),
             snapshots: zero(),
+        }
+    }
+
+    /// Runs `f` on this thread's shard, registering it on first use. The shard is this
+    /// thread's alone, so `f` may write its counts without read-modify-write.
+    #[inline]
+    fn with_shard<R>(&self, f: impl FnOnce(&Shard) -> R) -> R {
+        let (id, shard) = LAST_SHARD.get();
+        if id == self.id {
+            // SAFETY: the shard was pushed to this tap's list (ids are never reused, so `self` is
+            // that tap), which holds it until the tap itself is dropped.
+            return f(unsafe { &*shard });
+        }
+        self.with_shard_slow(f)
+    }
+
+    /// Another tap than the last this thread used, or its first report.
+    #[cold]
+    fn with_shard_slow<R>(&self, f: impl FnOnce(&Shard) -> R) -> R {
+        let own = SHARDS.try_with(|shards| {
+            let mut shards = shards.try_borrow_mut().ok()?;
+            if let Some((_, shard)) = shards.iter().find(|(id, _)| *id == self.id) {
+                return Some(Arc::clone(shard));
+            }
+            // Shards of taps that are gone are held by this list alone.
+            shards.retain(|(_, shard)| Arc::strong_count(shard) > 1);
+            let shard = Arc::new(Shard::new(self.ring_bytes));
+            lock(&self.shards).push(Arc::clone(&shard));
+            shards.push((self.id, Arc::clone(&shard)));
+            Some(shard)
+        });
+        match own {
+            Ok(Some(shard)) => {
+                LAST_SHARD.set((self.id, Arc::as_ptr(&shard)));
+                f(&shard)
+            }
+            _ => {
+                let _guard = lock(&self.fallback_lock);
+                f(&self.fallback)
+            }
+        }
+    }
+
+    /// Runs `each` on every shard under the shard list's lock, so one caller at a time drains
+    /// the rings (the writer thread, or a benchmark standing in for it).
+    pub(crate) fn drain_journal(&self, mut each: impl FnMut(&Shard)) {
+        for shard in lock(&self.shards).iter() {
+            each(shard);
         }
     }
 
@@ -110,16 +179,27 @@ impl Shared {
             .map(|s| s.snapshot())
             .collect();
         let channels = lock(&self.channels).iter().map(|c| c.snapshot()).collect();
-        let detail = self
-            .journal
-            .counts(load(&self.journeys_total), load(&self.journeys_dropped));
+        let mut messages = vec![0; MessageKind::ALL.len()];
+        let mut journal = JournalCounts::default();
+        for shard in lock(&self.shards).iter() {
+            shard.add_messages(&mut messages);
+            shard.add_counts(&mut journal);
+        }
+        let detail = DetailCounts {
+            entries: journal.entries,
+            items: journal.items,
+            dropped_entries: journal.dropped_entries,
+            dropped_items: journal.dropped_items,
+            journeys: load(&self.journeys_total),
+            dropped_journeys: load(&self.journeys_dropped),
+        };
         Snapshot {
             seq: self.snapshots.fetch_add(1, Ordering::Relaxed),
             uptime_ms: self.clock.origin.elapsed().as_millis() as u64,
             last,
             channels,
             subscribers,
-            messages: self.messages.iter().map(load).collect(),
+            messages,
             // Every inv is a journal entry, written or dropped.
             inv_messages: detail.entries + detail.dropped_entries,
             inv_items: detail.items + detail.dropped_items,
@@ -230,9 +310,9 @@ impl Tap {
         name: &str,
         kind_of: fn(&T) -> Option<MessageKind>,
     ) -> SubscriberTap<T> {
-        let shared = channel::subscriber_shared(name, &channel.shared);
+        let (shared, holds_queue) = channel::subscriber_shared(name, &channel.shared);
         lock(&self.shared.subscribers).push(Arc::clone(&shared));
-        SubscriberTap::new(shared, Arc::clone(&channel.shared), kind_of)
+        SubscriberTap::new(shared, Arc::clone(&channel.shared), kind_of, holds_queue)
     }
 
     /// A peer emitted a message; `inventory` holds an inv's items (empty otherwise). Counts it,
@@ -240,33 +320,23 @@ impl Tap {
     #[inline]
     pub fn message<I: TapItem>(&self, kind: MessageKind, inventory: &[I]) {
         let s = &*self.shared;
-        s.messages[kind.index()].fetch_add(1, Ordering::Relaxed);
-        if kind == MessageKind::Inv {
-            let at_ms = s.clock.coarse_ms.load(Ordering::Relaxed);
-            s.journal
-                .push(at_ms, inventory.iter().map(|i| (i.inv_type(), *i.hash())));
-            if inventory.iter().any(|i| i.inv_type() == InvType::Block) {
-                self.blocks_announced(inventory);
-            }
+        if kind != MessageKind::Inv {
+            s.with_shard(|shard| shard.message(kind));
+            return;
         }
-    }
-
-    #[cold]
-    fn blocks_announced<I: TapItem>(&self, inventory: &[I]) {
-        let now = self.shared.clock.now_ns();
-        let mut announced = lock(&self.shared.announced);
-        for item in inventory.iter().filter(|i| i.inv_type() == InvType::Block) {
-            if announced.first_seen_ns.contains_key(item.hash()) {
-                continue;
-            }
-            if announced.order.len() >= ANNOUNCED_BLOCKS {
-                if let Some(oldest) = announced.order.pop_front() {
-                    announced.first_seen_ns.remove(&oldest);
+        let at_ms = s.clock.coarse_ms.load(Ordering::Relaxed);
+        s.with_shard(|shard| {
+            shard.message(kind);
+            shard.inv(at_ms, inventory);
+            for item in inventory {
+                if item.inv_type() == InvType::Block {
+                    let block = crate::announced::words(item.hash());
+                    if shard.new_block(&block) {
+                        s.announced.announce(&block, &s.clock);
+                    }
                 }
             }
-            announced.first_seen_ns.insert(*item.hash(), now);
-            announced.order.push_back(*item.hash());
-        }
+        });
     }
 
     /// A peer completed its handshake and was registered.
@@ -293,7 +363,7 @@ impl Tap {
     pub fn block_accepted(&self, hash: &[u8; 32], height: u64) {
         let s = &*self.shared;
         s.accepted.fetch_add(1, Ordering::Relaxed);
-        let first_seen = lock(&s.announced).first_seen_ns.get(hash).copied();
+        let first_seen = s.announced.first_seen_ns(hash);
         let propagation_ns = first_seen.map(|at| s.clock.now_ns().saturating_sub(at));
         match propagation_ns {
             Some(ns) => s.propagation.observe_ns(ns),
@@ -333,7 +403,7 @@ impl Tap {
     /// Takes the detail buffer's journal entries (what the writer does every `flush_every`), for
     /// a benchmark standing in for the writer; `buffer` must be empty and receives the entries.
     pub fn take_detail(&self, buffer: &mut Vec<u8>) {
-        self.shared.journal.take(buffer);
+        self.shared.drain_journal(|shard| shard.drain(buffer));
     }
 
     /// Every count now, as the next snapshot would carry them (for tests and a node's own logs).
@@ -345,5 +415,130 @@ impl Tap {
     /// take it. Dropping the last clone does the same with a 2 s wait.
     pub fn shutdown(&self, timeout: Duration) {
         self._owner.shutdown(timeout);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::broadcast;
+
+    fn inv(n: u64) -> [InventoryItem; 2] {
+        let mut tx = [0; 32];
+        tx[..8].copy_from_slice(&n.to_le_bytes());
+        [
+            InventoryItem {
+                kind: InvType::Transaction,
+                hash: tx,
+            },
+            InventoryItem {
+                kind: InvType::Block,
+                hash: [(n % 7) as u8 + 1; 32],
+            },
+        ]
+    }
+
+    /// Threads that each report to two taps at once, while a consumer receives and snapshots are
+    /// taken: every total is exact once they are done, including the counts of threads that have
+    /// exited, and neither tap sees the other's.
+    #[test]
+    fn concurrent_threads_give_exact_totals_per_tap() {
+        const THREADS: u64 = 4;
+        const EACH: u64 = 20_000;
+        let (a, b) = (Tap::disabled(), Tap::disabled());
+        let channel = a.channel("events", 1024);
+        let (sender, mut receiver) = broadcast::channel::<u64>(1024);
+        let mut consumer = a.subscriber(&channel, "consumer", |_: &u64| Some(MessageKind::Ping));
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let senders: Vec<_> = (0..THREADS)
+                .map(|t| {
+                    let (a, b, channel, sender) = (&a, &b, &channel, &sender);
+                    scope.spawn(move || {
+                        for i in 0..EACH {
+                            a.message(MessageKind::Inv, &inv(t * EACH + i));
+                            a.message::<InventoryItem>(MessageKind::Ping, &[]);
+                            b.message::<InventoryItem>(MessageKind::Pong, &[]);
+                            let _ = channel.send(sender, i);
+                        }
+                    })
+                })
+                .collect();
+            scope.spawn(|| {
+                let mut previous = 0;
+                while !done.load(Ordering::Relaxed) {
+                    let sent = a.snapshot().messages[MessageKind::Ping.index()];
+                    assert!(sent >= previous, "a count went backwards");
+                    previous = sent;
+                }
+            });
+            for thread in senders {
+                thread.join().unwrap();
+            }
+            done.store(true, Ordering::Relaxed);
+        });
+        loop {
+            consumer.before_recv();
+            let result = receiver.try_recv();
+            consumer.after_try_recv(&result);
+            if matches!(result, Err(broadcast::error::TryRecvError::Empty)) {
+                break;
+            }
+        }
+        let total = THREADS * EACH;
+        let snapshot = a.snapshot();
+        assert_eq!(snapshot.messages[MessageKind::Inv.index()], total);
+        assert_eq!(snapshot.messages[MessageKind::Ping.index()], total);
+        assert_eq!(snapshot.messages[MessageKind::Pong.index()], 0);
+        assert_eq!(snapshot.inv_messages, total);
+        assert_eq!(snapshot.inv_items, 2 * total);
+        let detail = &snapshot.detail;
+        assert_eq!(detail.entries + detail.dropped_entries, total);
+        assert_eq!(detail.items + detail.dropped_items, 2 * total);
+        assert_eq!(snapshot.channels[0].sent, total);
+        let subscriber = &snapshot.subscribers[0];
+        assert_eq!(subscriber.received + subscriber.lagged, total);
+        let other = b.snapshot();
+        assert_eq!(other.messages[MessageKind::Pong.index()], total);
+        assert_eq!(other.messages.iter().sum::<u64>(), total);
+        assert_eq!(other.inv_messages, 0);
+    }
+
+    /// The peak is the largest queue any send left, though subscribers keep it: ten sends
+    /// before a receive, then a lag past a full channel.
+    #[test]
+    fn the_queue_peak_is_the_most_queued_after_a_send() {
+        let tap = Tap::disabled();
+        let channel = tap.channel("events", 16);
+        let (sender, mut receiver) = broadcast::channel::<u64>(16);
+        let mut consumer = tap.subscriber(&channel, "consumer", |_: &u64| None);
+        let mut drain = |consumer: &mut SubscriberTap<u64>| loop {
+            let result = receiver.try_recv();
+            consumer.after_try_recv(&result);
+            if matches!(result, Err(broadcast::error::TryRecvError::Empty)) {
+                break;
+            }
+        };
+        for i in 0..10 {
+            let _ = channel.send(&sender, i);
+        }
+        drain(&mut consumer);
+        let first = tap.snapshot().channels[0].clone();
+        assert_eq!((first.sent, first.queued, first.peak), (10, 0, 10));
+        let _ = channel.send(&sender, 10);
+        let second = tap.snapshot().channels[0].clone();
+        assert_eq!(
+            (second.queued, second.peak),
+            (1, 1),
+            "the peak restarts at a snapshot"
+        );
+        for i in 0..40 {
+            let _ = channel.send(&sender, i);
+        }
+        drain(&mut consumer);
+        let third = tap.snapshot();
+        assert_eq!(third.channels[0].peak, 16, "at most the capacity");
+        let subscriber = &third.subscribers[0];
+        assert_eq!(subscriber.received + subscriber.lagged, 51);
     }
 }

@@ -104,6 +104,7 @@ impl Writer {
 
     fn run(mut self, stop: &mpsc::Receiver<()>) {
         loop {
+            self.shared.clock.calibrate();
             self.shared.clock.now_ns();
             if self.stream.is_none() && Instant::now() >= self.next_attempt {
                 self.connect();
@@ -158,11 +159,15 @@ impl Writer {
     /// Takes the detail buffer into frames. Only while connected: while the sidecar is away the
     /// buffer fills and then drops (and counts), so the backlog sent on reconnect is bounded.
     fn flush_details(&mut self) {
-        self.shared.journal.take(&mut self.spare);
-        if !self.spare.is_empty() {
-            protocol::write_frame(&mut self.out, FRAME_JOURNAL, &self.spare);
-            self.spare.clear();
-        }
+        let (out, spare) = (&mut self.out, &mut self.spare);
+        // One frame per thread's ring: a ring is smaller than a frame.
+        self.shared.drain_journal(|shard| {
+            shard.drain(spare);
+            if !spare.is_empty() {
+                protocol::write_frame(out, FRAME_JOURNAL, spare);
+                spare.clear();
+            }
+        });
         let journeys: Vec<_> = lock(&self.shared.journeys).drain(..).collect();
         for journey in &journeys {
             protocol::write_json_frame(&mut self.out, FRAME_JOURNEY, journey);
