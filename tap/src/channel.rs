@@ -226,19 +226,17 @@ impl ChannelShared {
         (stamp.seq.load(Ordering::Acquire) == seq).then(|| stamp.at_ns.load(Ordering::Relaxed))
     }
 
-    /// Whether the subscriber holds the queue length up (the first [`MAX_SUBSCRIBERS`] do).
-    fn attach(&self, subscriber: &Arc<SubscriberShared>) -> bool {
-        let slot = self.subscriber_slots.fetch_add(1, Ordering::AcqRel);
-        self.subscribers
-            .get(slot)
-            .is_some_and(|cell| cell.set(Arc::clone(subscriber)).is_ok())
-    }
-
-    /// The counts for a snapshot; the peak restarts from the current queue.
-    pub(crate) fn snapshot(&self) -> ChannelCounts {
+    /// The counts for a snapshot. With `restart_peak` (the snapshots the writer sends), the peak
+    /// restarts from the current queue, so each snapshot's peak is its own period's.
+    pub(crate) fn snapshot(&self, restart_peak: bool) -> ChannelCounts {
         let sent = self.sent.load(Ordering::Relaxed);
         let queued = self.queued_after(sent);
-        let peak = self.peak.swap(queued, Ordering::Relaxed).max(queued);
+        let peak = if restart_peak {
+            self.peak.swap(queued, Ordering::Relaxed)
+        } else {
+            self.peak.load(Ordering::Relaxed)
+        }
+        .max(queued);
         ChannelCounts {
             name: self.name.clone(),
             capacity: self.capacity,
@@ -255,6 +253,15 @@ impl ChannelShared {
 #[derive(Clone)]
 pub struct ChannelTap {
     pub(crate) shared: Arc<ChannelShared>,
+}
+
+impl std::fmt::Debug for ChannelTap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChannelTap")
+            .field("name", &self.shared.name)
+            .field("capacity", &self.shared.capacity)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ChannelTap {
@@ -280,11 +287,13 @@ impl ChannelTap {
 
 pub(crate) struct SubscriberShared {
     pub(crate) name: String,
-    channel: String,
+    pub(crate) channel: String,
     position: AtomicU64,
     received: AtomicU64,
     lagged: AtomicU64,
-    active: AtomicBool,
+    pub(crate) active: AtomicBool,
+    /// Whether it has one of the channel's slots, so its position bounds the queue.
+    holds_queue: bool,
     latency: AtomicHistogram,
     service: [AtomicHistogram; MessageKind::ALL.len()],
 }
@@ -308,6 +317,7 @@ pub(crate) fn subscriber_shared(
     name: &str,
     channel: &ChannelShared,
 ) -> (Arc<SubscriberShared>, bool) {
+    let slot = channel.subscriber_slots.fetch_add(1, Ordering::AcqRel);
     let shared = Arc::new(SubscriberShared {
         name: name.to_owned(),
         channel: channel.name.clone(),
@@ -315,11 +325,25 @@ pub(crate) fn subscriber_shared(
         received: AtomicU64::new(0),
         lagged: AtomicU64::new(0),
         active: AtomicBool::new(true),
+        holds_queue: slot < MAX_SUBSCRIBERS,
         latency: AtomicHistogram::new(DELIVERY_BOUNDS_NS),
         service: std::array::from_fn(|_| AtomicHistogram::new(SERVICE_BOUNDS_NS)),
     });
-    let holds_queue = channel.attach(&shared);
-    (shared, holds_queue)
+    if let Some(cell) = channel.subscribers.get(slot) {
+        let _ = cell.set(Arc::clone(&shared));
+    }
+    (shared, slot < MAX_SUBSCRIBERS)
+}
+
+/// Takes up the counts of a subscriber that went away (a consumer loop restarted under the same
+/// name): they continue from where they were, so they never go backwards, and the position
+/// starts at the channel's current one, where a new receiver starts.
+pub(crate) fn resume_subscriber(shared: &Arc<SubscriberShared>, channel: &ChannelShared) -> bool {
+    shared
+        .position
+        .store(channel.sent.load(Ordering::Relaxed), Ordering::Relaxed);
+    shared.active.store(true, Ordering::Release);
+    shared.holds_queue
 }
 
 /// The consumer's handle: call [`SubscriberTap::recv`] instead of `Receiver::recv`. Owned by the

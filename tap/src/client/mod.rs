@@ -170,15 +170,20 @@ impl Shared {
         }
     }
 
-    /// Every count now. Subscribers are read before channels, so a snapshot's `sent` is at least
-    /// every subscriber's `received + lagged`.
-    pub(crate) fn snapshot(&self, last: bool) -> Snapshot {
+    /// Every count now; `sent`: a snapshot for the sidecar, which restarts the channels' peaks.
+    /// Subscribers are read before channels, so `sent` is at least every subscriber's
+    /// `received + lagged`, but for sends still between `Sender::send` and their count (a receiver
+    /// can take an event before its send is counted).
+    pub(crate) fn snapshot(&self, last: bool, sent: bool) -> Snapshot {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let subscribers = lock(&self.subscribers)
             .iter()
             .map(|s| s.snapshot())
             .collect();
-        let channels = lock(&self.channels).iter().map(|c| c.snapshot()).collect();
+        let channels = lock(&self.channels)
+            .iter()
+            .map(|c| c.snapshot(sent))
+            .collect();
         let mut messages = vec![0; MessageKind::ALL.len()];
         let mut journal = JournalCounts::default();
         for shard in lock(&self.shards).iter() {
@@ -203,11 +208,19 @@ impl Shared {
             // Every inv is a journal entry, written or dropped.
             inv_messages: detail.entries + detail.dropped_entries,
             inv_items: detail.items + detail.dropped_items,
-            peers: PeerCounts {
-                inbound: load(&self.inbound),
-                outbound: load(&self.outbound),
-                disconnected: self.disconnected.iter().map(load).collect(),
-                refused: load(&self.refused),
+            peers: {
+                // Disconnections first: every one read has its connection already counted.
+                let disconnected = self
+                    .disconnected
+                    .iter()
+                    .map(|d| d.load(Ordering::SeqCst))
+                    .collect();
+                PeerCounts {
+                    inbound: self.inbound.load(Ordering::SeqCst),
+                    outbound: self.outbound.load(Ordering::SeqCst),
+                    disconnected,
+                    refused: load(&self.refused),
+                }
             },
             blocks: BlockCounts {
                 accepted: load(&self.accepted),
@@ -222,6 +235,38 @@ impl Shared {
             resources: None,
         }
     }
+}
+
+/// `name` as a label value the sidecar accepts (`[a-z][a-z0-9_]{0,31}`, not `other` or
+/// `invalid`): lower-cased, other characters made `_`, a leading non-letter prefixed, cut to 32.
+fn label_name(name: &str) -> String {
+    let mut label: String = name
+        .chars()
+        .map(|c| c.to_ascii_lowercase())
+        .map(|c| {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if !label.starts_with(|c: char| c.is_ascii_lowercase()) {
+        label.insert(0, 'n');
+    }
+    label.truncate(32);
+    if crate::protocol::is_plain_name(&label) {
+        label
+    } else {
+        format!("{label}_")
+    }
+}
+
+/// `base_n`, cut so the whole stays a label value.
+fn suffixed(base: &str, n: u32) -> String {
+    let suffix = format!("_{n}");
+    let keep = 32usize.saturating_sub(suffix.len()).min(base.len());
+    format!("{}{suffix}", &base[..keep])
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -240,6 +285,14 @@ fn random_session() -> u64 {
     );
     hasher.write_u32(std::process::id());
     hasher.finish()
+}
+
+impl std::fmt::Debug for Tap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tap")
+            .field("session", &self.shared.session)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The node's handle on the tap. Create it where the router is built (inside a library is fine:
@@ -286,6 +339,8 @@ impl Tap {
     /// The counts of the channel named `name` (the node's single channel is `events`), created
     /// on first use with `capacity`.
     pub fn channel(&self, name: &str, capacity: usize) -> ChannelTap {
+        let name = label_name(name);
+        let name = name.as_str();
         let mut channels = lock(&self.shared.channels);
         if let Some(existing) = channels.iter().find(|c| c.name == name) {
             return ChannelTap {
@@ -304,14 +359,42 @@ impl Tap {
     /// The counts of a subscriber of `channel` (the node's consumer loop is `consumer`), starting
     /// from now. Call right after `subscribe()`. `kind_of` names the message type of an event,
     /// for the service-time histograms (`None` for events that are not messages).
+    ///
+    /// A consumer loop that restarts under the same name takes up its predecessor's counts (they
+    /// never go backwards). A second live subscriber under a name in use is reported as
+    /// `name_2`, `name_3`, ..., and a name that cannot be a label value is made into one, so no
+    /// snapshot is refused for it.
     pub fn subscriber<T>(
         &self,
         channel: &ChannelTap,
         name: &str,
         kind_of: fn(&T) -> Option<MessageKind>,
     ) -> SubscriberTap<T> {
-        let (shared, holds_queue) = channel::subscriber_shared(name, &channel.shared);
-        lock(&self.shared.subscribers).push(Arc::clone(&shared));
+        let base = label_name(name);
+        let mut subscribers = lock(&self.shared.subscribers);
+        let same_channel = |s: &&Arc<SubscriberShared>| s.channel == channel.shared.name;
+        let mut candidate = base.clone();
+        for n in 2.. {
+            match subscribers
+                .iter()
+                .filter(same_channel)
+                .find(|s| s.name == candidate)
+            {
+                None => break,
+                Some(existing) if !existing.active.load(Ordering::Acquire) => {
+                    let holds_queue = channel::resume_subscriber(existing, &channel.shared);
+                    return SubscriberTap::new(
+                        Arc::clone(existing),
+                        Arc::clone(&channel.shared),
+                        kind_of,
+                        holds_queue,
+                    );
+                }
+                Some(_) => candidate = suffixed(&base, n),
+            }
+        }
+        let (shared, holds_queue) = channel::subscriber_shared(&candidate, &channel.shared);
+        subscribers.push(Arc::clone(&shared));
         SubscriberTap::new(shared, Arc::clone(&channel.shared), kind_of, holds_queue)
     }
 
@@ -339,13 +422,20 @@ impl Tap {
         });
     }
 
+    /// A message without inventory: [`Tap::message`] with an empty item list, which needs no
+    /// item type spelled out.
+    #[inline]
+    pub fn count_message(&self, kind: MessageKind) {
+        self.message::<InventoryItem>(kind, &[]);
+    }
+
     /// A peer completed its handshake and was registered.
     pub fn peer_connected(&self, direction: Direction) {
         match direction {
             Direction::Inbound => &self.shared.inbound,
             Direction::Outbound => &self.shared.outbound,
         }
-        .fetch_add(1, Ordering::Relaxed);
+        .fetch_add(1, Ordering::SeqCst);
     }
 
     /// A registration was refused (the router was full).
@@ -355,7 +445,9 @@ impl Tap {
 
     /// A registered peer went away; [`DisconnectReason::classify`] reduces the node's text.
     pub fn peer_disconnected(&self, reason: DisconnectReason) {
-        self.shared.disconnected[reason as usize].fetch_add(1, Ordering::Relaxed);
+        // SeqCst with the connections' adds and the snapshot's loads: a snapshot never sees a
+        // disconnection without the connection before it.
+        self.shared.disconnected[reason as usize].fetch_add(1, Ordering::SeqCst);
     }
 
     /// The node connected a block to its chain (best chain or a side branch). Its propagation is
@@ -407,12 +499,14 @@ impl Tap {
     }
 
     /// Every count now, as the next snapshot would carry them (for tests and a node's own logs).
+    /// Reading it leaves the peak the sidecar will get untouched.
     pub fn snapshot(&self) -> Snapshot {
-        self.shared.snapshot(false)
+        self.shared.snapshot(false, false)
     }
 
     /// Sends a final snapshot and stops the writer, waiting up to `timeout` for the sidecar to
-    /// take it. Dropping the last clone does the same with a 2 s wait.
+    /// take it. Dropping the last clone does the same, waiting up to `write_timeout` plus two
+    /// flush periods (one blocked write, then the final snapshot).
     pub fn shutdown(&self, timeout: Duration) {
         self._owner.shutdown(timeout);
     }
@@ -422,6 +516,94 @@ impl Tap {
 mod tests {
     use super::*;
     use tokio::sync::broadcast;
+
+    #[test]
+    fn a_restarted_consumer_continues_its_counts_and_a_second_live_one_gets_its_own_name() {
+        let tap = Tap::disabled();
+        let channel = tap.channel("events", 64);
+        let (sender, mut receiver) = broadcast::channel(64);
+        let mut first = tap.subscriber(&channel, "consumer", |_: &u8| None);
+        for _ in 0..5 {
+            channel.send(&sender, 1u8).unwrap();
+            first.after_try_recv(&receiver.try_recv());
+        }
+        let mut second = tap.subscriber(&channel, "consumer", |_: &u8| None);
+        let mut second_receiver = sender.subscribe();
+        channel.send(&sender, 2u8).unwrap();
+        second.after_try_recv(&second_receiver.try_recv());
+        drop(first);
+        // The loop restarts: the same name takes up where it was, so nothing goes backwards.
+        let mut restarted = tap.subscriber(&channel, "consumer", |_: &u8| None);
+        let mut restarted_receiver = sender.subscribe();
+        channel.send(&sender, 3u8).unwrap();
+        restarted.after_try_recv(&restarted_receiver.try_recv());
+        let snapshot = tap.snapshot();
+        let counts: Vec<_> = snapshot
+            .subscribers
+            .iter()
+            .map(|s| (s.name.as_str(), s.received))
+            .collect();
+        assert_eq!(counts, [("consumer", 6), ("consumer_2", 1)]);
+        // Names that cannot be label values are made into ones, so no snapshot is refused.
+        let odd = tap.channel("Peer-Events", 8);
+        let _subscriber = tap.subscriber(&odd, "10.0.0.1:8333", |_: &u8| None);
+        let snapshot = tap.snapshot();
+        assert_eq!(snapshot.channels[1].name, "peer_events");
+        assert_eq!(snapshot.subscribers[2].name, "n10_0_0_1_8333");
+        assert_eq!(snapshot.check(None), Ok(()));
+    }
+
+    /// A sidecar that accepts and closes at once (a wrong token, another node connected) is
+    /// retried with a growing backoff, not on every writer tick.
+    #[test]
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "counts the writer thread's real attempts over a real second and a half"
+    )]
+    fn connections_that_end_at_once_are_retried_with_backoff() {
+        let dir = std::env::temp_dir().join(format!("p2p-tap-backoff-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let socket = dir.join("tap.sock");
+        let _ = std::fs::remove_file(&socket);
+        let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let tap = Tap::new(TapConfig::new(socket.clone()));
+        let mut accepted = 0;
+        let window = std::time::Duration::from_millis(1500);
+        let started = std::time::Instant::now();
+        while started.elapsed() < window {
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    accepted += 1;
+                    drop(stream);
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+            }
+        }
+        drop(tap);
+        // 50 ms doubling: about six attempts in 1.5 s; retrying every 50 ms tick would be ~30.
+        assert!(
+            (1..=10).contains(&accepted),
+            "{accepted} connections in 1.5 s"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn reading_a_snapshot_on_the_node_leaves_the_sidecars_peak() {
+        let tap = Tap::disabled();
+        let channel = tap.channel("events", 64);
+        let (sender, mut receiver) = broadcast::channel(64);
+        let mut consumer = tap.subscriber(&channel, "consumer", |_: &u8| None);
+        for _ in 0..50 {
+            channel.send(&sender, 1u8).unwrap();
+        }
+        consumer.before_recv();
+        consumer.after_try_recv(&receiver.try_recv());
+        assert_eq!(tap.snapshot().channels[0].peak, 50);
+        assert_eq!(tap.shared.snapshot(false, true).channels[0].peak, 50);
+        assert_eq!(tap.snapshot().channels[0].peak, 49);
+    }
 
     fn inv(n: u64) -> [InventoryItem; 2] {
         let mut tx = [0; 32];
@@ -523,10 +705,10 @@ mod tests {
             let _ = channel.send(&sender, i);
         }
         drain(&mut consumer);
-        let first = tap.snapshot().channels[0].clone();
+        let first = tap.shared.snapshot(false, true).channels[0].clone();
         assert_eq!((first.sent, first.queued, first.peak), (10, 0, 10));
         let _ = channel.send(&sender, 10);
-        let second = tap.snapshot().channels[0].clone();
+        let second = tap.shared.snapshot(false, true).channels[0].clone();
         assert_eq!(
             (second.queued, second.peak),
             (1, 1),
@@ -536,7 +718,7 @@ mod tests {
             let _ = channel.send(&sender, i);
         }
         drain(&mut consumer);
-        let third = tap.snapshot();
+        let third = tap.shared.snapshot(false, true);
         assert_eq!(third.channels[0].peak, 16, "at most the capacity");
         let subscriber = &third.subscribers[0];
         assert_eq!(subscriber.received + subscriber.lagged, 51);

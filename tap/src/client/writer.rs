@@ -21,6 +21,7 @@ use crate::protocol::{self, Hello, Resources, FRAME_HELLO, FRAME_JOURNAL, FRAME_
 pub(crate) struct Owner {
     stop: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
     finished: Arc<(Mutex<bool>, std::sync::Condvar)>,
+    drop_wait: Duration,
 }
 
 impl Owner {
@@ -30,8 +31,10 @@ impl Owner {
             return Owner {
                 stop: Mutex::new(None),
                 finished,
+                drop_wait: Duration::ZERO,
             };
         };
+        let drop_wait = config.write_timeout + 2 * config.flush_every;
         let (stop, stopped) = mpsc::channel();
         let done = Arc::clone(&finished);
         let thread = std::thread::Builder::new()
@@ -46,6 +49,7 @@ impl Owner {
         Owner {
             stop: Mutex::new(Some((stop, thread))),
             finished,
+            drop_wait,
         }
     }
 
@@ -69,7 +73,8 @@ impl Owner {
 
 impl Drop for Owner {
     fn drop(&mut self) {
-        self.shutdown(Duration::from_secs(2));
+        // Long enough for one blocked write to time out and the final snapshot to follow.
+        self.shutdown(self.drop_wait);
     }
 }
 
@@ -85,6 +90,7 @@ struct Writer {
     backoff: Duration,
     next_attempt: Instant,
     next_snapshot: Instant,
+    connected_at: Instant,
 }
 
 impl Writer {
@@ -99,6 +105,7 @@ impl Writer {
             spare: Vec::new(),
             next_attempt: now,
             next_snapshot: now,
+            connected_at: now,
         }
     }
 
@@ -137,7 +144,10 @@ impl Writer {
         match open(&self.config) {
             Ok(stream) => {
                 self.stream = Some(stream);
-                self.backoff = self.config.backoff_min;
+                // The backoff restarts only once the connection has lasted (see `write_out`): a
+                // sidecar that accepts and then closes (a wrong token, another node connected)
+                // must not be hit in a loop.
+                self.connected_at = Instant::now();
                 let hello = Hello {
                     v: protocol::VERSION,
                     session: self.shared.session,
@@ -148,12 +158,14 @@ impl Writer {
                 // A restarted sidecar serves nothing until its first snapshot: send it at once.
                 self.next_snapshot = Instant::now();
             }
-            Err(_) => {
-                let jitter = 0.5 + 0.5 * (self.shared.session % 1000) as f64 / 1000.0;
-                self.next_attempt = Instant::now() + self.backoff.mul_f64(jitter);
-                self.backoff = (self.backoff * 2).min(self.config.backoff_max);
-            }
+            Err(_) => self.back_off(),
         }
+    }
+
+    fn back_off(&mut self) {
+        let jitter = 0.5 + 0.5 * (self.shared.session % 1000) as f64 / 1000.0;
+        self.next_attempt = Instant::now() + self.backoff.mul_f64(jitter);
+        self.backoff = (self.backoff * 2).min(self.config.backoff_max);
     }
 
     /// Takes the detail buffer into frames. Only while connected: while the sidecar is away the
@@ -175,7 +187,7 @@ impl Writer {
     }
 
     fn send_snapshot(&mut self, last: bool) {
-        let mut snapshot = self.shared.snapshot(last);
+        let mut snapshot = self.shared.snapshot(last, true);
         if self.config.sample_resources {
             snapshot.resources =
                 crate::resources::read_self().map(|(resident_memory_bytes, cpu_seconds)| {
@@ -199,7 +211,13 @@ impl Writer {
         if written.is_err() {
             // Counts are in the next snapshot whatever was lost; detail already written is gone.
             self.stream = None;
-            self.next_attempt = Instant::now();
+            if self.connected_at.elapsed() >= self.config.snapshot_every {
+                // A connection that lasted broke: reconnect at once, from the shortest backoff.
+                self.backoff = self.config.backoff_min;
+                self.next_attempt = Instant::now();
+            } else {
+                self.back_off();
+            }
         }
     }
 }
