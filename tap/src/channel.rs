@@ -159,11 +159,14 @@ impl Clock {
 
 impl ChannelShared {
     pub(crate) fn new(name: &str, capacity: usize, clock: Arc<Clock>) -> ChannelShared {
+        // What the channel really holds: tokio rounds a broadcast channel's capacity up to a
+        // power of two, and lags its receivers only past that.
+        let capacity = capacity.max(1).next_power_of_two();
         // Every event still in the channel must have its stamp in the ring.
         let slots = (capacity as u64 / SAMPLE_EVERY + 1).next_power_of_two() as usize * 2;
         ChannelShared {
             name: name.to_owned(),
-            capacity: capacity.max(1) as u64,
+            capacity: capacity as u64,
             sent: AtomicU64::new(0),
             unsubscribed: AtomicU64::new(0),
             peak: AtomicU64::new(0),

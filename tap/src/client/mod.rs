@@ -337,7 +337,7 @@ impl Tap {
     }
 
     /// The counts of the channel named `name` (the node's single channel is `events`), created
-    /// on first use with `capacity`.
+    /// on first use with `capacity` (rounded up to a power of two, as tokio does).
     pub fn channel(&self, name: &str, capacity: usize) -> ChannelTap {
         let name = label_name(name);
         let name = name.as_str();
