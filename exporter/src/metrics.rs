@@ -105,8 +105,6 @@ pub struct Metrics {
     pub unsubscribed: IntCounterVec,
     pub blocks_unannounced: IntCounter,
     pub reorgs_unknown_depth: IntCounter,
-    /// Never observed here: only the node's tap measures service time.
-    pub service: HistogramVec,
     pub client_records: IntCounter,
     /// Indexed like [`TAP_CLIENT_DROP_REASONS`].
     pub client_dropped: [IntCounter; TAP_CLIENT_DROP_REASONS.len()],
@@ -254,16 +252,6 @@ impl Metrics {
             unsubscribed: node_counter_vec("p2p_events_unsubscribed_total"),
             blocks_unannounced: node_counter("p2p_blocks_unannounced_total"),
             reorgs_unknown_depth: node_counter("p2p_chain_reorgs_unknown_depth_total"),
-            service: register(
-                node,
-                HistogramVec::new(
-                    HistogramOpts::new(
-                        "p2p_consumer_service_seconds",
-                        def_of("p2p_consumer_service_seconds").help,
-                    ),
-                    def_of("p2p_consumer_service_seconds").labels,
-                )?,
-            ),
             client_records: node_counter("p2p_tap_client_records_total"),
             client_dropped: TAP_CLIENT_DROP_REASONS
                 .map(|r| tap_client_dropped.with_label_values(&[r])),

@@ -79,7 +79,7 @@ impl<T> Named<T> {
                 .iter()
                 .filter(|(n, _)| n != OVERFLOW_NAME && n != INVALID_NAME)
                 .count();
-            let label = if !is_plain_name(name) {
+            let label = if !p2p_tap::protocol::is_plain_name(name) {
                 INVALID_NAME
             } else if distinct >= MAX_NAMES {
                 OVERFLOW_NAME
@@ -102,18 +102,6 @@ impl<T> Named<T> {
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
         entries.iter().for_each(|(name, series)| f(name, series));
     }
-}
-
-/// `[a-z][a-z0-9_]{0,31}`, and not one of the reserved names.
-fn is_plain_name(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    (1..=32).contains(&bytes.len())
-        && bytes[0].is_ascii_lowercase()
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_')
-        && name != OVERFLOW_NAME
-        && name != INVALID_NAME
 }
 
 /// Cumulative counts the decision engine samples.
@@ -362,6 +350,13 @@ impl Observer for Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_names_the_exporter_reserves_are_the_ones_the_tap_protocol_refuses() {
+        for reserved in [OVERFLOW_NAME, INVALID_NAME] {
+            assert!(!p2p_tap::protocol::is_plain_name(reserved), "{reserved}");
+        }
+    }
 
     #[test]
     fn names_past_the_cap_share_one_series_and_odd_names_become_invalid() {

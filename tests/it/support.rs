@@ -328,21 +328,15 @@ impl Prometheus {
 
     /// Runs an instant query; returns the `data.result` array.
     pub fn query(&self, promql: &str) -> Vec<serde_json::Value> {
-        let body = format!("query={}", url_encode(promql));
-        let (status, text) = http(self.address, "POST", "/api/v1/query", body.as_bytes())
-            .unwrap_or_else(|e| panic!("query {promql}: {e}"));
-        let reply: serde_json::Value = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("query {promql}: status {status}, {e}: {text}"));
-        assert_eq!(reply["status"], "success", "query {promql}: {text}");
-        reply["data"]["result"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        self.instant(promql, &format!("query={}", url_encode(promql)))
     }
 
     /// Runs an instant query evaluated at `time` (Unix seconds); returns the `data.result` array.
     pub fn query_at(&self, promql: &str, time: f64) -> Vec<serde_json::Value> {
-        let body = format!("query={}&time={time}", url_encode(promql));
+        self.instant(promql, &format!("query={}&time={time}", url_encode(promql)))
+    }
+
+    fn instant(&self, promql: &str, body: &str) -> Vec<serde_json::Value> {
         let (status, text) = http(self.address, "POST", "/api/v1/query", body.as_bytes())
             .unwrap_or_else(|e| panic!("query {promql}: {e}"));
         let reply: serde_json::Value = serde_json::from_str(&text)
