@@ -81,7 +81,10 @@ fn run_rules(root: &Path, write: bool) -> ExitCode {
     if write && !report_written("rules", rules::write(root)) {
         return ExitCode::FAILURE;
     }
-    let ok = format!("{} files as alerts/thresholds.toml makes them", rules::FILES.len());
+    let ok = format!(
+        "{} files as alerts/thresholds.toml makes them",
+        rules::FILES.len()
+    );
     verdict("rules", &rules::check(root), ok)
 }
 

@@ -164,7 +164,13 @@ impl TryFrom<String> for Window {
 /// Whole seconds of `1h30m`-style text; units s, m, h, d, w, each once, largest first, as
 /// Prometheus writes them. Sub-second windows have no use in these rules.
 fn parse_duration(text: &str) -> Option<u64> {
-    const UNITS: [(char, u64); 5] = [('w', 604_800), ('d', 86_400), ('h', 3600), ('m', 60), ('s', 1)];
+    const UNITS: [(char, u64); 5] = [
+        ('w', 604_800),
+        ('d', 86_400),
+        ('h', 3600),
+        ('m', 60),
+        ('s', 1),
+    ];
     let mut rest = text;
     let mut total = 0;
     let mut next_unit = 0;
@@ -212,7 +218,7 @@ impl Window {
     fn largest_unit(&self) -> (u64, &'static str) {
         [(3600, "hour"), (60, "minute"), (1, "second")]
             .into_iter()
-            .find(|(size, _)| self.seconds % size == 0)
+            .find(|(size, _)| self.seconds.is_multiple_of(*size))
             .map(|(size, unit)| (self.seconds / size, unit))
             .expect("every count of seconds divides by 1")
     }

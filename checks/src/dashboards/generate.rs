@@ -682,4 +682,3 @@ fn peers(q: &Queries, t: &Thresholds) -> (DashboardId, &'static str, Rows) {
         rows,
     )
 }
-

@@ -35,8 +35,14 @@ pub const VERDICT: &str = "instance:p2p_decision:verdict";
 impl Names {
     pub fn new(t: &Thresholds) -> Names {
         Names {
-            subscriber_lag: format!("subscriber:p2p_event_channel_lag:ratio_rate{}", t.page.window),
-            worst_lag: format!("instance:p2p_event_channel_lag:max_ratio_rate{}", t.page.window),
+            subscriber_lag: format!(
+                "subscriber:p2p_event_channel_lag:ratio_rate{}",
+                t.page.window
+            ),
+            worst_lag: format!(
+                "instance:p2p_event_channel_lag:max_ratio_rate{}",
+                t.page.window
+            ),
             worst_lag_decision: format!(
                 "instance:p2p_event_channel_lag:max_ratio_rate{}",
                 t.decision.lag_window
@@ -45,7 +51,10 @@ impl Names {
                 "instance:p2p_inv_duplicate_messages:ratio_rate{}",
                 t.decision.duplicate_window
             ),
-            peers_decision: format!("instance:p2p_peers:avg_over_time{}", t.decision.peers_window),
+            peers_decision: format!(
+                "instance:p2p_peers:avg_over_time{}",
+                t.decision.peers_window
+            ),
             tap_lost: format!("instance:p2p_tap_records_lost:ratio_rate{}", t.tap.window),
         }
     }

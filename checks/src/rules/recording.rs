@@ -48,7 +48,8 @@ fn quantile(q: &str, histogram: &str, by: &str, window: &str) -> String {
 /// Each subscriber's skipped / (received + skipped) over `window`, its operands indented by
 /// `operand` and its division by `operator`.
 fn lag_ratio(window: &str, operand: &str, operator: &str) -> String {
-    let sum = |metric: &str| format!("sum by (job, instance, subscriber) (rate({metric}[{window}]))");
+    let sum =
+        |metric: &str| format!("sum by (job, instance, subscriber) (rate({metric}[{window}]))");
     let operand_lines = [
         "(".to_owned(),
         "    (".to_owned(),
@@ -58,7 +59,10 @@ fn lag_ratio(window: &str, operand: &str, operator: &str) -> String {
         "  > 0".to_owned(),
         ")".to_owned(),
     ];
-    let mut text = format!("{operand}{}\n{operator}/\n", sum("p2p_event_channel_lag_total"));
+    let mut text = format!(
+        "{operand}{}\n{operator}/\n",
+        sum("p2p_event_channel_lag_total")
+    );
     for line in operand_lines {
         text += &format!("{operand}{line}\n");
     }

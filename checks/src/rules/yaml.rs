@@ -219,7 +219,10 @@ mod tests {
         let yaml = folded("description", &text, 0);
         assert!(yaml.lines().all(|l| l.len() <= WIDTH || l.contains("{{")));
         // The block is not split, joins the short line before it, and ends its line.
-        assert!(yaml.contains(&format!(" word {template}\n  end.\n")), "{yaml}");
+        assert!(
+            yaml.contains(&format!(" word {template}\n  end.\n")),
+            "{yaml}"
+        );
         let parsed: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
         assert_eq!(parsed["description"].as_str(), Some(text.as_str()));
 
