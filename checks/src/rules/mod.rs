@@ -5,7 +5,7 @@
 
 mod alerts;
 mod recording;
-pub mod yaml;
+mod yaml;
 
 use std::path::Path;
 
