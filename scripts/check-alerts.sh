@@ -1,27 +1,33 @@
 #!/usr/bin/env bash
 # Checks of alerts/ with the real tools (promtool 2.42, amtool 0.25), as CI runs them
 # (scripts/test.sh runs every scripts/check-*.sh):
+#   0. p2p-check rules: alerts/rules/*.yml are, byte for byte, what alerts/thresholds.toml
+#      generates (checks/src/rules/);
 #   1. promtool check rules, and promtool test rules on alerts/tests/*.test.yml;
 #   2. amtool check-config on alerts/alertmanager.yml;
 #   3. amtool config routes test: every alert of alerts/rules/alerts.yml, with its severity,
 #      reaches exactly the expected receivers (critical: PagerDuty and the page webhook;
 #      warning and anything else: the ticket webhook);
 #   4. runbook lint: every alert has summary, description and runbook_url, the URL points into
-#      alerts/runbook.md, and its anchor is a heading there (GitHub's anchor rules).
-# That the alerts' literal thresholds equal alerts/thresholds.toml is checked by the Rust test
-# tests/it/alerting.rs (it parses both files properly).
+#      alerts/runbook.md ([rules] runbook_url of alerts/thresholds.toml), and its anchor is a
+#      heading there (GitHub's anchor rules).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 rules=(alerts/rules/*.yml)
 runbook=alerts/runbook.md
 am_config=alerts/alertmanager.yml
-runbook_base=https://github.com/p2p-observability/p2p-observability/blob/main/alerts/runbook.md
+# The one setting this script needs from thresholds.toml, a single-line string.
+runbook_base=$(sed -n 's/^runbook_url = "\(.*\)"$/\1/p' alerts/thresholds.toml)
+[ -n "$runbook_base" ] || { echo "alerts/thresholds.toml has no [rules] runbook_url" >&2; exit 1; }
 failures=0
 fail() {
   echo "FAIL: $*" >&2
   failures=$((failures + 1))
 }
+
+echo "-- p2p-check rules"
+cargo run -q -p p2p-checks -- rules
 
 echo "-- promtool check rules"
 promtool check rules "${rules[@]}"

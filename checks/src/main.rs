@@ -2,13 +2,15 @@
 //!
 //!     p2p-check dashboards           check dashboards/ (exit 1 on any problem)
 //!     p2p-check dashboards --write   regenerate dashboards/json/ first, then check
+//!     p2p-check rules                check that alerts/rules/*.yml are what thresholds.toml makes
+//!     p2p-check rules --write        regenerate alerts/rules/*.yml first, then check
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use p2p_checks::dashboards;
+use p2p_checks::{dashboards, rules};
 
-const USAGE: &str = "usage: p2p-check dashboards [--write] [--root DIR]";
+const USAGE: &str = "usage: p2p-check dashboards|rules [--write] [--root DIR]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -24,36 +26,66 @@ fn main() -> ExitCode {
                 Some(dir) => root = PathBuf::from(dir),
                 None => return usage(),
             },
-            "dashboards" if check.is_none() => check = Some(arg.as_str()),
+            "dashboards" | "rules" if check.is_none() => check = Some(arg.clone()),
             _ => return usage(),
         }
     }
-    if check != Some("dashboards") {
-        return usage();
+    match check.as_deref() {
+        Some("dashboards") => run_dashboards(&root, write),
+        Some("rules") => run_rules(&root, write),
+        _ => usage(),
     }
-    if write {
-        match dashboards::write(&root) {
-            Ok(files) => files.iter().for_each(|f| println!("wrote {f}")),
-            Err(e) => {
-                eprintln!("dashboards: {e}");
-                return ExitCode::FAILURE;
-            }
+}
+
+/// Prints what `write` wrote, or its error (then the check is not run).
+fn report_written(check: &str, written: Result<Vec<String>, String>) -> bool {
+    match written {
+        Ok(files) => {
+            files.iter().for_each(|f| println!("wrote {f}"));
+            true
+        }
+        Err(e) => {
+            eprintln!("{check}: {e}");
+            false
         }
     }
-    let report = dashboards::check(&root);
-    for problem in &report.problems {
-        eprintln!("dashboards: {problem}");
+}
+
+/// Prints the problems; success when there are none.
+fn verdict(check: &str, problems: &[String], ok: String) -> ExitCode {
+    for problem in problems {
+        eprintln!("{check}: {problem}");
     }
-    if report.problems.is_empty() {
-        println!(
-            "dashboards: ok ({} dashboards, {} panels, {} queries)",
-            report.dashboards, report.panels, report.queries
-        );
+    if problems.is_empty() {
+        println!("{check}: ok ({ok})");
         ExitCode::SUCCESS
     } else {
-        eprintln!("dashboards: {} problem(s)", report.problems.len());
+        eprintln!("{check}: {} problem(s)", problems.len());
         ExitCode::FAILURE
     }
+}
+
+fn run_dashboards(root: &Path, write: bool) -> ExitCode {
+    if write && !report_written("dashboards", dashboards::write(root)) {
+        return ExitCode::FAILURE;
+    }
+    let report = dashboards::check(root);
+    let ok = format!(
+        "{} dashboards, {} panels, {} queries",
+        report.dashboards, report.panels, report.queries
+    );
+    verdict("dashboards", &report.problems, ok)
+}
+
+fn run_rules(root: &Path, write: bool) -> ExitCode {
+    if write && !report_written("rules", rules::write(root)) {
+        return ExitCode::FAILURE;
+    }
+    let ok = format!(
+        "{} files as alerts/thresholds.toml makes them",
+        rules::FILES.len()
+    );
+    verdict("rules", &rules::check(root), ok)
 }
 
 fn usage() -> ExitCode {

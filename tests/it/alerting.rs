@@ -1,8 +1,7 @@
-//! The alerting of `alerts/`, end to end with real components, and its thresholds against
-//! `alerts/thresholds.toml`. (The rules' logic at the shipped windows is proven by
-//! `promtool test rules alerts/tests/*.test.yml`, run by scripts/check-alerts.sh.)
+//! The alerting of `alerts/`, end to end with real components. (The rules are generated from
+//! `alerts/thresholds.toml`, checked by the p2p-checks crate; their logic at the shipped windows
+//! is proven by `promtool test rules alerts/tests/*.test.yml`, run by scripts/check-alerts.sh.)
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
@@ -36,8 +35,17 @@ const HEALTHY: &[&str] = &["--peers", "5"];
 const LAG_SERIES: &str = r#"p2p_event_channel_lag_total{subscriber="consumer"}"#;
 /// The host and port of every webhook URL in the shipped alertmanager.yml; operators replace it.
 const WEBHOOK_PLACEHOLDER: &str = "http://127.0.0.1:9095";
-const RUNBOOK: &str =
-    "https://github.com/p2p-observability/p2p-observability/blob/main/alerts/runbook.md";
+
+/// Where the generated rules point every alert's runbook_url: `[rules] runbook_url`.
+fn runbook_url() -> String {
+    let thresholds: toml::Table = read_repo_file("alerts/thresholds.toml")
+        .parse()
+        .expect("alerts/thresholds.toml is TOML");
+    thresholds["rules"]["runbook_url"]
+        .as_str()
+        .expect("[rules] runbook_url")
+        .to_owned()
+}
 
 fn read_repo_file(path: &str) -> String {
     std::fs::read_to_string(repo_root().join(path)).unwrap_or_else(|e| panic!("read {path}: {e}"))
@@ -447,7 +455,7 @@ scrape_configs:
     );
     assert_eq!(
         page["annotations"]["runbook_url"],
-        format!("{RUNBOOK}#p2peventlaghigh")
+        format!("{}#p2peventlaghigh", runbook_url())
     );
     assert!(
         page["annotations"]["description"]
@@ -525,299 +533,4 @@ scrape_configs:
             received.path
         );
     }
-}
-
-// --- thresholds ----------------------------------------------------------------------------------
-
-/// A comparison literal an alert or the verdict rule must carry.
-enum Literal {
-    /// Equal to this key of thresholds.toml (`table.key`), with `>`: alerts fire strictly above.
-    Threshold(&'static str),
-    /// A code, not a threshold: `== n` (verdict codes, `up == 0`).
-    Code(f64),
-}
-use Literal::{Code, Threshold};
-
-/// Every alert: the literals of its comparisons, in order, and the key of its `for`.
-const ALERT_THRESHOLDS: &[(&str, &[Literal], &str)] = &[
-    (
-        "P2PEventLagHigh",
-        &[Threshold("page.lag_ratio"), Threshold("page.lag_ratio")],
-        "page.for",
-    ),
-    ("P2PDecisionDeduplicate", &[Code(1.0)], "decision.for"),
-    ("P2PDecisionSegmentedFanout", &[Code(2.0)], "decision.for"),
-    ("P2PDecisionGrowChannel", &[Code(3.0)], "decision.for"),
-    (
-        "P2PEventChannelNearlyFull",
-        &[Threshold("key_metrics.capacity_usage_ratio")],
-        "key_metrics_for.capacity_usage",
-    ),
-    (
-        "P2PBlockPropagationP50Slow",
-        &[Threshold("key_metrics.block_propagation_p50_seconds")],
-        "key_metrics_for.block_propagation_p50",
-    ),
-    (
-        "P2PBlockPropagationP99Slow",
-        &[Threshold("key_metrics.block_propagation_p99_seconds")],
-        "key_metrics_for.block_propagation_p99",
-    ),
-    (
-        "P2PMemoryPerPeerHigh",
-        &[Threshold("key_metrics.memory_per_peer_bytes")],
-        "key_metrics_for.memory_per_peer",
-    ),
-    (
-        "P2PCPUPerPeerHigh",
-        &[Threshold("key_metrics.cpu_per_peer_ratio")],
-        "key_metrics_for.cpu_per_peer",
-    ),
-    (
-        "P2PPeerChurnHigh",
-        &[Threshold("key_metrics.peer_churn_per_hour_ratio")],
-        "key_metrics_for.peer_churn",
-    ),
-    (
-        "P2PReorgRateHigh",
-        &[Threshold("key_metrics.reorg_ratio")],
-        "key_metrics_for.reorg",
-    ),
-    (
-        "P2POrphanRateHigh",
-        &[Threshold("key_metrics.orphan_ratio")],
-        "key_metrics_for.orphan",
-    ),
-    ("P2PExporterDown", &[Code(0.0)], "observer.down_for"),
-    ("P2PExporterMetricsAbsent", &[], "observer.absent_for"),
-    ("P2PTapDisconnected", &[Code(0.0)], "tap.disconnected_for"),
-    (
-        "P2PTapDroppingRecords",
-        &[Threshold("tap.lost_ratio")],
-        "tap.dropping_for",
-    ),
-];
-
-/// The verdict rule's comparisons, in order: the framework's gate and its two scenarios.
-const VERDICT_THRESHOLDS: &[Literal] = &[
-    Threshold("decision.duplicate_ratio"),
-    Threshold("decision.lag_ratio"),
-    Threshold("decision.average_peers"),
-    Threshold("decision.lag_ratio"),
-    Threshold("decision.lag_ratio"),
-];
-
-/// Recording rules whose every range must equal a window of thresholds.toml.
-const RULE_WINDOWS: &[(&str, &str)] = &[
-    (
-        "subscriber:p2p_event_channel_lag:ratio_rate5m",
-        "page.window",
-    ),
-    (
-        "instance:p2p_event_channel_lag:max_ratio_rate6h",
-        "decision.lag_window",
-    ),
-    (
-        "instance:p2p_inv_duplicate_messages:ratio_rate6h",
-        "decision.duplicate_window",
-    ),
-    (
-        "instance:p2p_peers:avg_over_time6h",
-        "decision.peers_window",
-    ),
-    ("instance:p2p_tap_records_lost:ratio_rate15m", "tap.window"),
-];
-
-fn toml_value<'a>(thresholds: &'a toml::Table, key: &str) -> &'a toml::Value {
-    let (table, name) = key.split_once('.').unwrap();
-    thresholds
-        .get(table)
-        .and_then(|t| t.get(name))
-        .unwrap_or_else(|| panic!("alerts/thresholds.toml has no {key}"))
-}
-
-fn toml_number(thresholds: &toml::Table, key: &str) -> f64 {
-    match toml_value(thresholds, key) {
-        toml::Value::Float(f) => *f,
-        toml::Value::Integer(i) => *i as f64,
-        other => panic!("{key} is not a number: {other}"),
-    }
-}
-
-fn toml_seconds(thresholds: &toml::Table, key: &str) -> f64 {
-    let text = toml_value(thresholds, key)
-        .as_str()
-        .unwrap_or_else(|| panic!("{key} is not a duration string"));
-    seconds(text).unwrap_or_else(|| panic!("{key} = {text:?} is not a Prometheus duration"))
-}
-
-/// Every rule of a rule file, by its `alert` or `record` name.
-fn rules_by_name(path: &str) -> BTreeMap<String, Yaml> {
-    let file: Yaml = serde_yaml::from_str(&read_repo_file(path)).unwrap();
-    let mut rules = BTreeMap::new();
-    for group in file["groups"].as_sequence().expect("groups") {
-        for rule in group["rules"].as_sequence().expect("rules") {
-            let name = rule["alert"]
-                .as_str()
-                .or_else(|| rule["record"].as_str())
-                .expect("a rule is named")
-                .to_owned();
-            assert!(
-                rules.insert(name.clone(), rule.clone()).is_none(),
-                "{name} twice"
-            );
-        }
-    }
-    rules
-}
-
-/// The comparisons `op literal` of a PromQL expression, in order (`>`, `<`, `>=`, `<=`, `==`,
-/// `!=` followed by a number).
-fn comparisons(expr: &str) -> Vec<(String, f64)> {
-    let bytes = expr.as_bytes();
-    let mut found = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        let op_len = match (bytes[i], bytes.get(i + 1)) {
-            (b'>' | b'<' | b'=' | b'!', Some(b'=')) => 2,
-            (b'>' | b'<', _) => 1,
-            _ => {
-                i += 1;
-                continue;
-            }
-        };
-        let op = &expr[i..i + op_len];
-        let rest = expr[i + op_len..].trim_start();
-        let number: String = rest
-            .chars()
-            .take_while(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-'))
-            .collect();
-        if let Ok(value) = number.parse::<f64>() {
-            found.push((op.to_owned(), value));
-        }
-        i += op_len;
-    }
-    found
-}
-
-fn expr_of(rule: &Yaml) -> &str {
-    rule["expr"].as_str().expect("a rule has an expr")
-}
-
-fn check_literals(
-    name: &str,
-    expr: &str,
-    expected: &[Literal],
-    thresholds: &toml::Table,
-    problems: &mut Vec<String>,
-) {
-    let found = comparisons(expr);
-    let wanted: Vec<(String, f64)> = expected
-        .iter()
-        .map(|literal| match literal {
-            Threshold(key) => (">".to_owned(), toml_number(thresholds, key)),
-            Code(code) => ("==".to_owned(), *code),
-        })
-        .collect();
-    if found != wanted {
-        problems.push(format!(
-            "{name}: comparisons {found:?}, thresholds.toml says {wanted:?}"
-        ));
-    }
-}
-
-#[test]
-fn every_threshold_and_window_of_the_rules_equals_thresholds_toml() {
-    let thresholds: toml::Table = read_repo_file("alerts/thresholds.toml")
-        .parse()
-        .expect("alerts/thresholds.toml is TOML");
-    let alerts = rules_by_name("alerts/rules/alerts.yml");
-    let records = rules_by_name("alerts/rules/recording.yml");
-    let mut problems = Vec::new();
-
-    let listed: Vec<&str> = ALERT_THRESHOLDS.iter().map(|(name, _, _)| *name).collect();
-    let shipped: Vec<&str> = alerts.keys().map(String::as_str).collect();
-    let mut listed_sorted = listed.clone();
-    listed_sorted.sort_unstable();
-    assert_eq!(
-        listed_sorted, shipped,
-        "every alert of alerts.yml, and only those, has its thresholds listed here"
-    );
-
-    for (name, literals, for_key) in ALERT_THRESHOLDS {
-        let rule = &alerts[*name];
-        check_literals(name, expr_of(rule), literals, &thresholds, &mut problems);
-        let for_seconds = rule["for"].as_str().and_then(seconds);
-        let wanted = toml_seconds(&thresholds, for_key);
-        if for_seconds != Some(wanted) {
-            problems.push(format!(
-                "{name}: for {:?}, thresholds.toml {for_key} = {wanted}s",
-                rule["for"]
-            ));
-        }
-    }
-
-    check_literals(
-        "instance:p2p_decision:verdict",
-        expr_of(&records["instance:p2p_decision:verdict"]),
-        VERDICT_THRESHOLDS,
-        &thresholds,
-        &mut problems,
-    );
-
-    for (record, key) in RULE_WINDOWS {
-        let ranges: Vec<f64> = durations_after(expr_of(&records[*record]), "[")
-            .iter()
-            .filter_map(|d| seconds(d))
-            .collect();
-        let wanted = toml_seconds(&thresholds, key);
-        if ranges.is_empty() || ranges.iter().any(|r| *r != wanted) {
-            problems.push(format!(
-                "{record}: ranges {ranges:?} s, thresholds.toml {key} = {wanted} s"
-            ));
-        }
-    }
-
-    // The page's 5m-ago confirmation.
-    let offsets: Vec<f64> = durations_after(expr_of(&alerts["P2PEventLagHigh"]), "offset ")
-        .iter()
-        .filter_map(|d| seconds(d))
-        .collect();
-    let confirm = toml_seconds(&thresholds, "page.confirm_offset");
-    if offsets != [confirm] {
-        problems.push(format!(
-            "P2PEventLagHigh: offsets {offsets:?} s, page.confirm_offset = {confirm} s"
-        ));
-    }
-
-    // The observer alerts select the job our configs define.
-    let job = toml_value(&thresholds, "observer.job").as_str().unwrap();
-    for name in ["P2PExporterDown", "P2PExporterMetricsAbsent"] {
-        let selector = format!(r#"job="{job}""#);
-        if !expr_of(&alerts[name]).contains(&selector) {
-            problems.push(format!("{name} does not select {selector}"));
-        }
-    }
-
-    // The tap alert that reads p2p_tap_connected must be limited to tap-mode sidecars: an
-    // embedded one reports 0 all the time.
-    let tap_only = r#"p2p_exporter_build_info{source="tap"}"#;
-    if !expr_of(&alerts["P2PTapDisconnected"]).contains(tap_only) {
-        problems.push(format!("P2PTapDisconnected is not limited to {tap_only}"));
-    }
-
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
-}
-
-#[test]
-fn comparisons_are_read_in_order_with_their_operator() {
-    assert_eq!(
-        comparisons(r#"a{job="x"} > 0.01 and b == 1 or c >= 1e3 and rate(d[5m]) != -2"#),
-        vec![
-            (">".to_owned(), 0.01),
-            ("==".to_owned(), 1.0),
-            (">=".to_owned(), 1000.0),
-            ("!=".to_owned(), -2.0),
-        ]
-    );
 }

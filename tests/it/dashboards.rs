@@ -386,9 +386,9 @@ scrape_configs:
     // lag page and the decision ticket are firing for the lagging node.
     for dashboard in &dashboards {
         for annotation in dashboard["annotations"]["list"].as_array().unwrap() {
-            let Some(expr) = annotation["expr"].as_str() else {
-                continue;
-            };
+            let expr = annotation["target"]["expr"]
+                .as_str()
+                .expect("every annotation queries Prometheus");
             let promql = grafana_substitute(expr);
             let name = annotation["name"].as_str().unwrap();
             if ["Lag page", "Decision tickets"].contains(&name) {

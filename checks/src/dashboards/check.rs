@@ -416,8 +416,8 @@ fn annotations(dashboard: &Value, panels: &[&Value], known: &Known, problems: &m
             shows_alerts = true;
             continue;
         }
-        let Some(expr) = annotation["expr"].as_str() else {
-            problems.push(format!("{name}: has no query"));
+        let Some(expr) = annotation["target"]["expr"].as_str() else {
+            problems.push(format!("{name}: has no query (target.expr)"));
             continue;
         };
         problems.extend(
@@ -482,7 +482,7 @@ groups:
             "annotations": { "list": [{
                 "name": "Lag page",
                 "datasource": variable_datasource(),
-                "expr": r#"ALERTS{alertname=~"P2PEventLagHigh", instance=~"$instance"}"#,
+                "target": { "refId": "Anno", "expr": r#"ALERTS{alertname=~"P2PEventLagHigh", instance=~"$instance"}"# },
                 "filter": { "exclude": false, "ids": [2] },
             }]},
             "panels": [
@@ -759,7 +759,7 @@ groups:
     #[test]
     fn an_alert_filter_that_matches_no_alert_rule_is_refused() {
         let problems = problems_after(|d| {
-            d["annotations"]["list"][0]["expr"] =
+            d["annotations"]["list"][0]["target"]["expr"] =
                 json!(r#"ALERTS{alertname=~"P2PLagHigh", instance=~"$instance"}"#)
         });
         assert_eq!(

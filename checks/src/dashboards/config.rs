@@ -1,12 +1,10 @@
 //! Every value the five dashboards share, in one commented place: uids, titles, datasource uids,
-//! the label selector, the alert groups drawn as annotations, and the thresholds.
+//! the alert groups drawn as annotations.
 //!
-//! Thresholds are not repeated here: they are read from `alerts/thresholds.toml`, the one file the
-//! alert rules and the exporter's decision engine also read. Change a number there, run
+//! Thresholds, the job selector and the runbook address are not repeated here: they are read from
+//! `alerts/thresholds.toml`, the one file the alert rules are generated from. Change a number there, run
 //! `cargo run -q -p p2p-checks -- dashboards --write`, and the dashboards draw the new line;
 //! `p2p-check dashboards` fails until they do.
-
-use std::path::Path;
 
 /// Grafana's dashboard JSON model version the dashboards are written for (Grafana 10.3 to 11.x).
 pub const SCHEMA_VERSION: u64 = 39;
@@ -30,9 +28,6 @@ pub const DATASOURCE_VARIABLE: &str = "${datasource}";
 /// Where the compose stack mounts `dashboards/` and where the provider reads the JSON from.
 pub const GRAFANA_MOUNT: &str = "/etc/grafana/p2p";
 pub const DASHBOARD_FOLDER: &str = "P2P";
-
-pub const RUNBOOK_URL: &str =
-    "https://github.com/p2p-observability/p2p-observability/blob/main/alerts/runbook.md";
 
 /// A dashboard's stable identity: bookmarks, links and provisioning depend on the uid, so it never
 /// changes once published; the file name under `dashboards/json/` follows it.
@@ -137,67 +132,5 @@ pub const ALL_ALERTS: &str = "P2P.*";
 /// delivery latency panel only; nothing alerts on it, so it is not in alerts/thresholds.toml.
 pub const DELIVERY_LATENCY_SECONDS: f64 = 0.010;
 
-/// The numbers the dashboards draw, as `alerts/thresholds.toml` states them.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Thresholds {
-    /// Prometheus job of the exporters; every query selects it.
-    pub job: String,
-    pub lag_ratio: f64,
-    pub duplicate_ratio: f64,
-    pub average_peers: f64,
-    pub capacity_usage_ratio: f64,
-    pub propagation_p50_seconds: f64,
-    pub propagation_p99_seconds: f64,
-    pub memory_per_peer_bytes: f64,
-    pub cpu_per_peer_ratio: f64,
-    pub peer_churn_per_hour_ratio: f64,
-    pub reorg_ratio: f64,
-    pub orphan_ratio: f64,
-}
-
-impl Thresholds {
-    pub fn load(path: &Path) -> Result<Thresholds, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        Thresholds::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
-    }
-
-    pub fn parse(text: &str) -> Result<Thresholds, String> {
-        let table: toml::Table = text.parse().map_err(|e| format!("{e}"))?;
-        let number = |section: &str, key: &str| -> Result<f64, String> {
-            let value = table
-                .get(section)
-                .and_then(|s| s.get(key))
-                .ok_or_else(|| format!("[{section}] {key} is missing"))?;
-            value
-                .as_float()
-                .or_else(|| value.as_integer().map(|i| i as f64))
-                .ok_or_else(|| format!("[{section}] {key} is not a number"))
-        };
-        let job = table
-            .get("observer")
-            .and_then(|s| s.get("job"))
-            .and_then(|v| v.as_str())
-            .ok_or("[observer] job is missing")?
-            .to_owned();
-        Ok(Thresholds {
-            job,
-            lag_ratio: number("decision", "lag_ratio")?,
-            duplicate_ratio: number("decision", "duplicate_ratio")?,
-            average_peers: number("decision", "average_peers")?,
-            capacity_usage_ratio: number("key_metrics", "capacity_usage_ratio")?,
-            propagation_p50_seconds: number("key_metrics", "block_propagation_p50_seconds")?,
-            propagation_p99_seconds: number("key_metrics", "block_propagation_p99_seconds")?,
-            memory_per_peer_bytes: number("key_metrics", "memory_per_peer_bytes")?,
-            cpu_per_peer_ratio: number("key_metrics", "cpu_per_peer_ratio")?,
-            peer_churn_per_hour_ratio: number("key_metrics", "peer_churn_per_hour_ratio")?,
-            reorg_ratio: number("key_metrics", "reorg_ratio")?,
-            orphan_ratio: number("key_metrics", "orphan_ratio")?,
-        })
-    }
-
-    /// The label selector every query carries: the exporters' job, and the nodes picked in the
-    /// `instance` variable (`.*` when "All" is picked).
-    pub fn selector(&self) -> String {
-        format!(r#"job="{}", instance=~"$instance""#, self.job)
-    }
-}
+/// The numbers the dashboards draw and the job selector their queries carry.
+pub use crate::thresholds::Thresholds;

@@ -6,10 +6,14 @@ use serde_json::Value;
 
 use super::config::*;
 use super::grafana::{row, Dashboard, Panel};
+use crate::rules::{Names, VERDICT};
+use crate::thresholds::percent;
 
 /// Writes PromQL with the shared selector, so no query can forget it.
 struct Queries {
     selector: String,
+    /// The recording rules whose names carry a window of thresholds.toml.
+    names: Names,
 }
 
 impl Queries {
@@ -59,8 +63,9 @@ const NO_UNIT: &str = "none";
 pub fn dashboards(thresholds: &Thresholds) -> Vec<(DashboardId, Value)> {
     let q = Queries {
         selector: thresholds.selector(),
+        names: Names::new(thresholds),
     };
-    let job_selector = format!(r#"job="{}""#, thresholds.job);
+    let job_selector = thresholds.rules.job_selector.clone();
     [
         decision(&q, thresholds),
         channel(&q, thresholds),
@@ -75,7 +80,7 @@ pub fn dashboards(thresholds: &Thresholds) -> Vec<(DashboardId, Value)> {
             description: description.to_owned(),
             rows,
             job_selector: job_selector.clone(),
-            links: vec![("Runbook".to_owned(), RUNBOOK_URL.to_owned())],
+            links: vec![("Runbook".to_owned(), thresholds.rules.runbook_url.clone())],
         };
         (id, dashboard.to_json())
     })
@@ -85,7 +90,7 @@ pub fn dashboards(thresholds: &Thresholds) -> Vec<(DashboardId, Value)> {
 type Rows = Vec<super::grafana::Row>;
 
 fn decision(q: &Queries, t: &Thresholds) -> (DashboardId, &'static str, Rows) {
-    let verdict = q.series("instance:p2p_decision:verdict");
+    let verdict = q.series(VERDICT);
     let nodes_with = |code: i64| format!("count({verdict} == {code}) or vector(0)");
     let mut testnet = Panel::bargauge(
         "Nodes per verdict (testnet)",
@@ -101,11 +106,12 @@ fn decision(q: &Queries, t: &Thresholds) -> (DashboardId, &'static str, Rows) {
         "**If** the worst subscriber's lag ratio over 6 h is above {lag}: duplicate inv above {dup} \
          → **deduplicate**; else average peers above {peers} → **segmented fanout**; else → **grow \
          channel**. At or below {lag}: **none**.\n\n\
-         [Runbook]({RUNBOOK_URL}) · [Event channel]({channel}) · [Messages]({messages}) · \
+         [Runbook]({runbook}) · [Event channel]({channel}) · [Messages]({messages}) · \
          [Propagation]({chain}) · [Peers]({peers_url})",
-        lag = percent(t.lag_ratio),
-        dup = percent(t.duplicate_ratio),
-        peers = t.average_peers,
+        runbook = t.rules.runbook_url,
+        lag = percent(t.decision.lag_ratio),
+        dup = percent(t.decision.duplicate_ratio),
+        peers = t.decision.average_peers,
         channel = CHANNEL.url(),
         messages = MESSAGES.url(),
         chain = CHAIN.url(),
@@ -123,7 +129,7 @@ fn decision(q: &Queries, t: &Thresholds) -> (DashboardId, &'static str, Rows) {
                 .size(10, 7)
                 .query(verdict.clone(), "{{instance}}")
                 .mappings(&VERDICTS)
-                .link("Runbook", RUNBOOK_URL),
+                .link("Runbook", &t.rules.runbook_url),
                 testnet,
                 Panel::text(
                     "Decision framework",
@@ -150,9 +156,9 @@ fn decision(q: &Queries, t: &Thresholds) -> (DashboardId, &'static str, Rows) {
                     "Events skipped / events sent to the worst subscriber; the line is the framework's gate.",
                     RATIO,
                 )
-                .query(q.series("instance:p2p_event_channel_lag:max_ratio_rate5m"), "{{instance}} 5m (page)")
-                .query(q.series("instance:p2p_event_channel_lag:max_ratio_rate6h"), "{{instance}} 6h (decision)")
-                .threshold(t.lag_ratio)
+                .query(q.series(&q.names.worst_lag), "{{instance}} 5m (page)")
+                .query(q.series(&q.names.worst_lag_decision), "{{instance}} 6h (decision)")
+                .threshold(t.decision.lag_ratio)
                 .min(0.0)
                 .alerts(LAG_ALERTS)
                 .alerts(DECISION_ALERTS)
@@ -163,8 +169,8 @@ fn decision(q: &Queries, t: &Thresholds) -> (DashboardId, &'static str, Rows) {
                     RATIO,
                 )
                 .query(q.series("instance:p2p_inv_duplicate_messages:ratio_rate5m"), "{{instance}} 5m")
-                .query(q.series("instance:p2p_inv_duplicate_messages:ratio_rate6h"), "{{instance}} 6h (decision)")
-                .threshold(t.duplicate_ratio)
+                .query(q.series(&q.names.duplicate_messages_decision), "{{instance}} 6h (decision)")
+                .threshold(t.decision.duplicate_ratio)
                 .min(0.0)
                 .alerts(DECISION_ALERTS)
                 .link_to(MESSAGES),
@@ -173,9 +179,9 @@ fn decision(q: &Queries, t: &Thresholds) -> (DashboardId, &'static str, Rows) {
                     "Average connected peers over 6 h and right now; above the line, segmented fanout.",
                     COUNT,
                 )
-                .query(q.series("instance:p2p_peers:avg_over_time6h"), "{{instance}} 6h average (decision)")
+                .query(q.series(&q.names.peers_decision), "{{instance}} 6h average (decision)")
                 .query(q.series("p2p_peers"), "{{instance}} now")
-                .threshold(t.average_peers)
+                .threshold(t.decision.average_peers)
                 .min(0.0)
                 .alerts(DECISION_ALERTS)
                 .link_to(PEERS),
@@ -188,7 +194,7 @@ fn decision(q: &Queries, t: &Thresholds) -> (DashboardId, &'static str, Rows) {
                     q.series("channel:p2p_event_channel_usage_peak_ratio:max_over_time5m"),
                     "{{instance}} {{channel}}",
                 )
-                .threshold(t.capacity_usage_ratio)
+                .threshold(t.key_metrics.capacity_usage_ratio)
                 .min(0.0)
                 .max(1.0)
                 .alerts(CHANNEL_ALERTS)
@@ -206,7 +212,7 @@ fn decision(q: &Queries, t: &Thresholds) -> (DashboardId, &'static str, Rows) {
             .table_query(format!(
                 r#"ALERTS{{alertstate="firing", alertname=~"{ALL_ALERTS}", instance=~"$instance"}}"#
             ))
-            .link("Runbook", RUNBOOK_URL)],
+            .link("Runbook", &t.rules.runbook_url)],
         ),
     ];
     (
@@ -227,7 +233,7 @@ fn channel(q: &Queries, t: &Thresholds) -> (DashboardId, &'static str, Rows) {
     let nearly_full_share = format!(
         "({all} - {below}) / ({all} > 0)",
         all = sends("+Inf"),
-        below = sends(&t.capacity_usage_ratio.to_string()),
+        below = sends(&t.key_metrics.capacity_usage_ratio.to_string()),
     );
     let rows = vec![
         row(
@@ -239,8 +245,8 @@ fn channel(q: &Queries, t: &Thresholds) -> (DashboardId, &'static str, Rows) {
                     RATIO,
                 )
                 .size(8, 8)
-                .query(q.series("subscriber:p2p_event_channel_lag:ratio_rate5m"), "{{instance}} {{subscriber}}")
-                .threshold(t.lag_ratio)
+                .query(q.series(&q.names.subscriber_lag), "{{instance}} {{subscriber}}")
+                .threshold(t.decision.lag_ratio)
                 .min(0.0)
                 .alerts(LAG_ALERTS),
                 Panel::timeseries(
@@ -286,7 +292,7 @@ fn channel(q: &Queries, t: &Thresholds) -> (DashboardId, &'static str, Rows) {
                     q.series("channel:p2p_event_channel_usage_peak_ratio:max_over_time5m"),
                     "{{instance}} {{channel}} 5m max",
                 )
-                .threshold(t.capacity_usage_ratio)
+                .threshold(t.key_metrics.capacity_usage_ratio)
                 .min(0.0)
                 .max(1.0)
                 .alerts(CHANNEL_ALERTS),
@@ -375,9 +381,9 @@ fn messages(q: &Queries, t: &Thresholds) -> (DashboardId, &'static str, Rows) {
                     RATIO,
                 )
                 .query(q.series("instance:p2p_inv_duplicate_messages:ratio_rate5m"), "{{instance}} messages 5m")
-                .query(q.series("instance:p2p_inv_duplicate_messages:ratio_rate6h"), "{{instance}} messages 6h (decision)")
+                .query(q.series(&q.names.duplicate_messages_decision), "{{instance}} messages 6h (decision)")
                 .query(q.series("instance:p2p_inv_duplicate_items:ratio_rate5m"), "{{instance}} items 5m")
-                .threshold(t.duplicate_ratio)
+                .threshold(t.decision.duplicate_ratio)
                 .min(0.0)
                 .max(1.0)
                 .alerts(DECISION_ALERTS),
@@ -455,8 +461,8 @@ fn chain(q: &Queries, t: &Thresholds) -> (DashboardId, &'static str, Rows) {
                 .query(q.series("instance:p2p_block_propagation_seconds:p50_rate30m"), "{{instance}} p50")
                 .query(q.series("instance:p2p_block_propagation_seconds:p99_rate30m"), "{{instance}} p99")
                 .thresholds(&[
-                    (t.propagation_p50_seconds, "orange"),
-                    (t.propagation_p99_seconds, "red"),
+                    (t.key_metrics.block_propagation_p50_seconds, "orange"),
+                    (t.key_metrics.block_propagation_p99_seconds, "red"),
                 ])
                 .min(0.0)
                 .alerts(PROPAGATION_ALERTS),
@@ -487,7 +493,7 @@ fn chain(q: &Queries, t: &Thresholds) -> (DashboardId, &'static str, Rows) {
                 )
                 .size(6, 8)
                 .query(q.series("instance:p2p_blocks_orphaned:ratio_rate1h"), "{{instance}}")
-                .threshold(t.orphan_ratio)
+                .threshold(t.key_metrics.orphan_ratio)
                 .min(0.0)
                 .alerts(CHAIN_ALERTS),
                 Panel::timeseries(
@@ -497,7 +503,7 @@ fn chain(q: &Queries, t: &Thresholds) -> (DashboardId, &'static str, Rows) {
                 )
                 .size(6, 8)
                 .query(q.series("instance:p2p_chain_reorgs:ratio_rate1h"), "{{instance}}")
-                .threshold(t.reorg_ratio)
+                .threshold(t.key_metrics.reorg_ratio)
                 .min(0.0)
                 .alerts(CHAIN_ALERTS),
                 Panel::timeseries(
@@ -531,8 +537,8 @@ fn peers(q: &Queries, t: &Thresholds) -> (DashboardId, &'static str, Rows) {
                 )
                 .size(8, 8)
                 .query(q.series("p2p_peers"), "{{instance}} now")
-                .query(q.series("instance:p2p_peers:avg_over_time6h"), "{{instance}} 6h average")
-                .threshold(t.average_peers)
+                .query(q.series(&q.names.peers_decision), "{{instance}} 6h average")
+                .threshold(t.decision.average_peers)
                 .min(0.0)
                 .alerts(DECISION_ALERTS),
                 Panel::timeseries(
@@ -542,7 +548,7 @@ fn peers(q: &Queries, t: &Thresholds) -> (DashboardId, &'static str, Rows) {
                 )
                 .size(8, 8)
                 .query(q.series("instance:p2p_peer_churn:ratio_rate1h"), "{{instance}}")
-                .threshold(t.peer_churn_per_hour_ratio)
+                .threshold(t.key_metrics.peer_churn_per_hour_ratio)
                 .min(0.0)
                 .alerts(PEER_ALERTS),
                 Panel::timeseries(
@@ -567,7 +573,7 @@ fn peers(q: &Queries, t: &Thresholds) -> (DashboardId, &'static str, Rows) {
                 )
                 .size(6, 8)
                 .query(q.series("instance:p2p_node_resident_memory_bytes:per_peer"), "{{instance}}")
-                .threshold(t.memory_per_peer_bytes)
+                .threshold(t.key_metrics.memory_per_peer_bytes)
                 .min(0.0)
                 .alerts(RESOURCE_ALERTS),
                 Panel::timeseries(
@@ -577,7 +583,7 @@ fn peers(q: &Queries, t: &Thresholds) -> (DashboardId, &'static str, Rows) {
                 )
                 .size(6, 8)
                 .query(q.series("instance:p2p_node_cpu:ratio_per_peer_rate5m"), "{{instance}}")
-                .threshold(t.cpu_per_peer_ratio)
+                .threshold(t.key_metrics.cpu_per_peer_ratio)
                 .min(0.0)
                 .alerts(RESOURCE_ALERTS),
                 Panel::timeseries(
@@ -675,9 +681,4 @@ fn peers(q: &Queries, t: &Thresholds) -> (DashboardId, &'static str, Rows) {
         "Who is connected and for how long, what each peer costs, and whether the exporter itself is healthy.",
         rows,
     )
-}
-
-/// `0.01` -> `1%`, for text panels.
-fn percent(ratio: f64) -> String {
-    format!("{}%", (ratio * 10_000.0).round() / 100.0)
 }

@@ -348,7 +348,7 @@ impl Panel {
             panel["links"] = self
                 .links
                 .iter()
-                .map(|(title, url)| json!({ "title": title, "url": url }))
+                .map(|(title, url)| link_json(title, url, "external link", false))
                 .collect();
         }
         panel
@@ -424,10 +424,16 @@ impl Dashboard {
                     "hide": false,
                     "iconColor": group.color,
                     "datasource": datasource(),
-                    "expr": format!(
-                        r#"ALERTS{{alertstate="firing", alertname=~"{}", instance=~"$instance"}}"#,
-                        group.alertnames
-                    ),
+                    // The query in `target`, as Grafana's schema types it (a top-level `expr` is
+                    // the legacy form Grafana migrates); the event's title, text and tags stay at
+                    // the top, where the Prometheus datasource reads them.
+                    "target": {
+                        "refId": "Anno",
+                        "expr": format!(
+                            r#"ALERTS{{alertstate="firing", alertname=~"{}", instance=~"$instance"}}"#,
+                            group.alertnames
+                        ),
+                    },
                     "titleFormat": "{{alertname}}",
                     "textFormat": "{{instance}} ({{severity}})",
                     "tagKeys": "alertname,severity",
@@ -449,20 +455,11 @@ impl Dashboard {
             "tooltip": "",
             "url": "",
         })];
-        links.extend(self.links.iter().map(|(title, url)| {
-            json!({
-                "title": title,
-                "type": "link",
-                "url": url,
-                "tags": [],
-                "asDropdown": false,
-                "includeVars": false,
-                "keepTime": false,
-                "targetBlank": true,
-                "icon": "doc",
-                "tooltip": "",
-            })
-        }));
+        links.extend(
+            self.links
+                .iter()
+                .map(|(title, url)| link_json(title, url, "doc", true)),
+        );
 
         let instance_query = format!(
             "label_values(p2p_exporter_build_info{{{}}}, instance)",
@@ -489,7 +486,6 @@ impl Dashboard {
                     "type": "datasource",
                     "query": "prometheus",
                     "regex": "",
-                    "current": {},
                     "hide": 0,
                     "refresh": 1,
                     "includeAll": false,
@@ -502,7 +498,6 @@ impl Dashboard {
                     "type": "query",
                     "datasource": datasource(),
                     "query": instance_query,
-                    "definition": instance_query,
                     "current": { "selected": true, "text": ["All"], "value": ["$__all"] },
                     "hide": 0,
                     "refresh": 2,
@@ -519,4 +514,21 @@ impl Dashboard {
             "panels": panels,
         })
     }
+}
+
+/// A link of type `link` with every field Grafana's schema gives a link (`DashboardLink`), which is
+/// also the type it gives a panel's links; Grafana reads a panel link's title, url and targetBlank.
+fn link_json(title: &str, url: &str, icon: &str, new_tab: bool) -> Value {
+    json!({
+        "title": title,
+        "type": "link",
+        "url": url,
+        "tags": [],
+        "asDropdown": false,
+        "includeVars": false,
+        "keepTime": false,
+        "targetBlank": new_tab,
+        "icon": icon,
+        "tooltip": "",
+    })
 }

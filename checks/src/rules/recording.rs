@@ -1,0 +1,316 @@
+//! `alerts/rules/recording.yml`: the recording rules, the contract between alerts/ and dashboards/
+//! (docs/instrumentation.md lists them).
+
+use super::yaml::{Group, Kind, Rule, RuleFile};
+use super::{Names, VERDICT};
+use crate::thresholds::{percent, Thresholds};
+
+const HEADER: &str = "\
+Recording rules of the P2P observability stack. Names follow `level:metric:operations` and are the
+contract between alerts/ and dashboards/ (docs/instrumentation.md lists them). Every rule keeps
+`job` and `instance`; the level says which other label survives (`subscriber`, `channel`).
+
+GENERATED from alerts/thresholds.toml by checks/src/rules/: edit those and run
+`cargo run -q -p p2p-checks -- rules --write`; `p2p-check rules` fails on a hand edit.
+
+Conventions used throughout:
+- rate() is taken per raw series before any sum, so an exporter restart (counters back to 0)
+  is a counter reset that rate() absorbs, never a negative or a spike.
+- Every division guards its denominator with `> 0`: a quiet exporter (no events, no blocks, no
+  peers) yields no sample at all rather than NaN, so nothing can alert on 0/0.";
+
+fn record(comment: &str, name: impl Into<String>, expr: String) -> Rule {
+    Rule {
+        comment: comment.to_owned(),
+        kind: Kind::Record(name.into()),
+        expr,
+    }
+}
+
+/// `numerator / (denominator > 0)` of two `sum by (job, instance)` over `window`.
+fn ratio(function: &str, numerator: &str, denominator: &str, window: &str) -> String {
+    format!(
+        "sum by (job, instance) ({function}({numerator}[{window}]))\n\
+         /\n\
+         (sum by (job, instance) ({function}({denominator}[{window}])) > 0)\n"
+    )
+}
+
+/// A quantile of a histogram over `window`, only where it observed something in that window.
+fn quantile(q: &str, histogram: &str, by: &str, window: &str) -> String {
+    format!(
+        "histogram_quantile({q}, sum by ({by}, le) (rate({histogram}_bucket[{window}])))\n\
+         and on ({by})\n\
+         (sum by ({by}) (rate({histogram}_count[{window}])) > 0)\n"
+    )
+}
+
+/// Each subscriber's skipped / (received + skipped) over `window`, its operands indented by
+/// `operand` and its division by `operator`.
+fn lag_ratio(window: &str, operand: &str, operator: &str) -> String {
+    let sum =
+        |metric: &str| format!("sum by (job, instance, subscriber) (rate({metric}[{window}]))");
+    let operand_lines = [
+        "(".to_owned(),
+        "    (".to_owned(),
+        format!("        {}", sum("p2p_event_channel_lag_total")),
+        format!("      + {}", sum("p2p_events_received_total")),
+        "    )".to_owned(),
+        "  > 0".to_owned(),
+        ")".to_owned(),
+    ];
+    let mut text = format!(
+        "{operand}{}\n{operator}/\n",
+        sum("p2p_event_channel_lag_total")
+    );
+    for line in operand_lines {
+        text += &format!("{operand}{line}\n");
+    }
+    text
+}
+
+pub fn file(t: &Thresholds, n: &Names) -> RuleFile {
+    let d = &t.decision;
+    let page = &t.page.window;
+    RuleFile {
+        header: HEADER.to_owned(),
+        groups: vec![
+            Group {
+                comment: None,
+                name: "p2p-event-channel.rules",
+                rules: vec![
+                    record(
+                        &format!("Per subscriber: events it skipped / events it was sent (received + skipped), over {page}."),
+                        &n.subscriber_lag,
+                        lag_ratio(&page.to_string(), "", ""),
+                    ),
+                    record(
+                        &format!(
+                            "The worst subscriber's lag ratio over {page}: what P2PEventLagHigh pages on. One lagging\n\
+                             subscriber is enough, however many healthy ones there are."
+                        ),
+                        &n.worst_lag,
+                        format!("max by (job, instance) ({})", n.subscriber_lag),
+                    ),
+                    record(
+                        &format!(
+                            "The worst subscriber's lag ratio over {}: the decision framework's gate. Computed from the\n\
+                             raw counters (a mean of {page} ratios would weigh quiet and busy minutes alike).",
+                            d.lag_window
+                        ),
+                        &n.worst_lag_decision,
+                        format!(
+                            "max by (job, instance) (\n{})\n",
+                            lag_ratio(&d.lag_window.to_string(), "    ", "  ")
+                        ),
+                    ),
+                    record(
+                        "Highest channel fill (queued / capacity) seen over 5m, per channel. The exporter's peak\n\
+                         gauge already keeps bursts that fall between two scrapes.",
+                        "channel:p2p_event_channel_usage_peak_ratio:max_over_time5m",
+                        "max by (job, instance, channel) (max_over_time(p2p_event_channel_usage_peak_ratio[5m]))".to_owned(),
+                    ),
+                    record(
+                        "Median time from an event's send to its receipt, per subscriber, over 5m.",
+                        "subscriber:p2p_event_delivery_latency_seconds:p50_rate5m",
+                        quantile("0.5", "p2p_event_delivery_latency_seconds", "job, instance, subscriber", "5m"),
+                    ),
+                    record(
+                        "99th percentile of the same.",
+                        "subscriber:p2p_event_delivery_latency_seconds:p99_rate5m",
+                        quantile("0.99", "p2p_event_delivery_latency_seconds", "job, instance, subscriber", "5m"),
+                    ),
+                ],
+            },
+            Group {
+                comment: None,
+                name: "p2p-inventory.rules",
+                rules: vec![
+                    record(
+                        "Share of inv messages whose every item was seen within the dedup TTL (what deduplication\n\
+                         would drop), over 5m. The denominator is what the duplicate tracker checked: with the tap\n\
+                         source, the inv messages its detail stream delivered, so an overflowing stream makes the\n\
+                         ratio cover less traffic, never biases it.",
+                        "instance:p2p_inv_duplicate_messages:ratio_rate5m",
+                        ratio("rate", "p2p_inv_duplicate_messages_total", "p2p_inv_checked_messages_total", "5m"),
+                    ),
+                    record(
+                        &format!("The same over {}: Scenario A's input.", d.duplicate_window),
+                        &n.duplicate_messages_decision,
+                        ratio(
+                            "rate",
+                            "p2p_inv_duplicate_messages_total",
+                            "p2p_inv_checked_messages_total",
+                            &d.duplicate_window.to_string(),
+                        ),
+                    ),
+                    record(
+                        "Share of inventory items already seen within the dedup TTL, over 5m.",
+                        "instance:p2p_inv_duplicate_items:ratio_rate5m",
+                        ratio("rate", "p2p_inv_duplicate_items_total", "p2p_inv_checked_items_total", "5m"),
+                    ),
+                    record(
+                        "Share of inv messages the duplicate tracker checked (1 with the embedded source; below 1\n\
+                         when the tap's detail stream drops), so every duplicate ratio is read with its coverage.",
+                        "instance:p2p_inv_dedup_coverage:ratio_rate5m",
+                        ratio("rate", "p2p_inv_checked_messages_total", "p2p_inv_messages_total", "5m"),
+                    ),
+                ],
+            },
+            Group {
+                comment: None,
+                name: "p2p-peers-and-chain.rules",
+                rules: vec![
+                    record(
+                        &format!("Average connected peers over {}: Scenario B's input.", d.peers_window),
+                        &n.peers_decision,
+                        format!("sum by (job, instance) (avg_over_time(p2p_peers[{}]))", d.peers_window),
+                    ),
+                    record(
+                        "Disconnections in the last hour / average connected peers over that hour: the share of\n\
+                         the peer set replaced per hour.",
+                        "instance:p2p_peer_churn:ratio_rate1h",
+                        "sum by (job, instance) (increase(p2p_peer_disconnections_total[1h]))\n\
+                         /\n\
+                         (sum by (job, instance) (avg_over_time(p2p_peers[1h])) > 0)\n"
+                            .to_owned(),
+                    ),
+                    record(
+                        "Median time from a block's first announcement to its acceptance, over 30m (blocks are\n\
+                         rarer than messages; 5m would hold too few of them).",
+                        "instance:p2p_block_propagation_seconds:p50_rate30m",
+                        quantile("0.5", "p2p_block_propagation_seconds", "job, instance", "30m"),
+                    ),
+                    record(
+                        "99th percentile of the same.",
+                        "instance:p2p_block_propagation_seconds:p99_rate30m",
+                        quantile("0.99", "p2p_block_propagation_seconds", "job, instance", "30m"),
+                    ),
+                    record(
+                        "Reorganisations / accepted blocks over 1h.",
+                        "instance:p2p_chain_reorgs:ratio_rate1h",
+                        ratio("increase", "p2p_chain_reorgs_total", "p2p_blocks_accepted_total", "1h"),
+                    ),
+                    record(
+                        "Orphaned / (accepted + orphaned) blocks over 1h.",
+                        "instance:p2p_blocks_orphaned:ratio_rate1h",
+                        "sum by (job, instance) (increase(p2p_blocks_orphaned_total[1h]))\n\
+                         /\n\
+                         (\n    \
+                             (\n        \
+                                 sum by (job, instance) (increase(p2p_blocks_accepted_total[1h]))\n      \
+                               + sum by (job, instance) (increase(p2p_blocks_orphaned_total[1h]))\n    \
+                             )\n  \
+                           > 0\n\
+                         )\n"
+                            .to_owned(),
+                    ),
+                    record(
+                        "Resident memory of the node / connected peers, in bytes per peer.",
+                        "instance:p2p_node_resident_memory_bytes:per_peer",
+                        "sum by (job, instance) (p2p_node_resident_memory_bytes)\n\
+                         /\n\
+                         (sum by (job, instance) (p2p_peers) > 0)\n"
+                            .to_owned(),
+                    ),
+                    record(
+                        "CPU cores the node used over 5m / average connected peers over 5m (0.01 = 1% of a core\n\
+                         per peer).",
+                        "instance:p2p_node_cpu:ratio_per_peer_rate5m",
+                        "sum by (job, instance) (rate(p2p_node_cpu_seconds_total[5m]))\n\
+                         /\n\
+                         (sum by (job, instance) (avg_over_time(p2p_peers[5m])) > 0)\n"
+                            .to_owned(),
+                    ),
+                ],
+            },
+            Group {
+                comment: None,
+                name: "p2p-tap.rules",
+                rules: vec![record(
+                    &format!(
+                        "The tap's loss, over {w}: detail records (inv entries) the node's tap dropped because its\n\
+                         detail buffer was full, plus frames the sidecar refused, / detail records the tap produced.\n\
+                         Counts are unaffected (they travel in snapshots); what is lost is duplicate-tracker\n\
+                         coverage, and a refused frame is a snapshot or batch the sidecar did not take. The tap's\n\
+                         counts are cumulative per node run and served as they are, so rate() handles a node\n\
+                         restart like any process restart.\n\
+                         `or 0 * ...`: a loss counter without series still gives 0 lost, not an empty sum. Only a\n\
+                         tap-mode sidecar whose node produced records has a sample (an embedded sidecar produces\n\
+                         none, so the `> 0` guard leaves it out).",
+                        w = t.tap.window
+                    ),
+                    &n.tap_lost,
+                    tap_lost(&t.tap.window.to_string()),
+                )],
+            },
+            Group {
+                comment: Some(format!(
+                    "Its own group: it reads the recorded {} inputs, at most one evaluation interval old, which is\n\
+                     nothing against a {} window.",
+                    d.lag_window, d.lag_window
+                )),
+                name: "p2p-decision.rules",
+                rules: vec![record(
+                    &format!(
+                        "The scaling document's decision framework as a number, from the {w} inputs:\n  \
+                           0 none (lag at or below {lag}), 1 deduplicate (duplicates above {dup}),\n  \
+                           2 segmented fanout (else average peers above {peers}), 3 grow the channel (else).\n\
+                         `or` keeps the left-most branch that has a sample for an instance, which gives the\n\
+                         framework's priority. No lag data (no events at all) gives no verdict.",
+                        w = d.lag_window,
+                        lag = percent(d.lag_ratio),
+                        dup = percent(d.duplicate_ratio),
+                        peers = d.average_peers,
+                    ),
+                    VERDICT,
+                    verdict(t, n),
+                )],
+            },
+        ],
+    }
+}
+
+fn tap_lost(window: &str) -> String {
+    let rate = |metric: &str| format!("sum by (job, instance) (rate({metric}[{window}]))");
+    let lost = |metric: &str| {
+        format!(
+            "    (\n        {}\n      or\n        0 * {}\n    )\n",
+            rate(metric),
+            rate("p2p_tap_client_records_total")
+        )
+    };
+    format!(
+        "(\n{}  +\n{})\n/\n({} > 0)\n",
+        lost("p2p_tap_client_dropped_records_total"),
+        lost("p2p_tap_records_rejected_total"),
+        rate("p2p_tap_client_records_total"),
+    )
+}
+
+fn verdict(t: &Thresholds, n: &Names) -> String {
+    let d = &t.decision;
+    let lagging = format!("({} > {})", n.worst_lag_decision, d.lag_ratio);
+    format!(
+        "(\n    \
+             (1 + 0 * ({dup} > {dup_ratio}))\n  \
+           and on (job, instance)\n    \
+             {lagging}\n\
+         )\n\
+         or\n\
+         (\n    \
+             (2 + 0 * ({peers} > {average_peers}))\n  \
+           and on (job, instance)\n    \
+             {lagging}\n\
+         )\n\
+         or\n\
+         (3 + 0 * {lagging})\n\
+         or\n\
+         (0 * {lag})\n",
+        dup = n.duplicate_messages_decision,
+        dup_ratio = d.duplicate_ratio,
+        peers = n.peers_decision,
+        average_peers = d.average_peers,
+        lag = n.worst_lag_decision,
+    )
+}
