@@ -11,6 +11,7 @@
 mod format;
 mod reader;
 mod sink;
+mod window;
 mod writer;
 
 pub use format::*;
@@ -19,4 +20,5 @@ pub use reader::{
     MAX_LINE_BYTES,
 };
 pub use sink::RecordingSink;
+pub use window::{RollingWindow, Taken};
 pub use writer::{Counts, Mode, Recording, RecordingWriter, QUEUE};
