@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Every check and test of the repository, as CI runs them. Installs what the tests need when it is
-# missing (Prometheus, promtool, Alertmanager, amtool, docker-compose, and node and npm for the
-# dashboards' schema check, from Debian's packages).
+# missing (Prometheus, promtool, Alertmanager, amtool, docker-compose, openssl, and node and npm
+# for the dashboards' schema check, from Debian's packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
 for pair in promtool:prometheus prometheus:prometheus amtool:prometheus-alertmanager \
   prometheus-alertmanager:prometheus-alertmanager docker-compose:docker-compose \
-  node:nodejs npm:npm; do
+  openssl:openssl node:nodejs npm:npm; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then

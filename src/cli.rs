@@ -157,7 +157,11 @@ pub struct ServeArgs {
 #[command(next_help_heading = "Traces (OTLP; off unless an endpoint is set)")]
 pub struct TraceArgs {
     /// OTLP collector endpoint, e.g. http://otel-collector:4318 (http/protobuf) or
-    /// http://otel-collector:4317 (grpc). Without http:// a gRPC endpoint means TLS.
+    /// http://otel-collector:4317 (grpc). http:// is plain text, https:// is TLS (either
+    /// transport), trusting the system's CAs plus the PEM file in OTEL_EXPORTER_OTLP_CERTIFICATE
+    /// (or OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE); without a scheme the exporter refuses to start.
+    /// OTEL_EXPORTER_OTLP_HEADERS (key=value,... with url-encoded values) adds headers to every
+    /// export.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,
 

@@ -1,7 +1,9 @@
 //! OTLP traces: the provider's lifecycle, and the spans the exporter derives from observations.
 //!
 //! Off unless an endpoint is configured (`--otlp-endpoint` or the standard
-//! `OTEL_EXPORTER_OTLP_ENDPOINT`). The exporter behaves the same with no collector, an unreachable
+//! `OTEL_EXPORTER_OTLP_ENDPOINT`). `https://` means TLS on either transport, trusting the system's
+//! roots plus the standard `OTEL_EXPORTER_OTLP_CERTIFICATE`; `OTEL_EXPORTER_OTLP_HEADERS` is read
+//! by opentelemetry-otlp itself. The exporter behaves the same with no collector, an unreachable
 //! one or a slow one: spans wait in a bounded queue, every export has a timeout, spans that fail
 //! are counted and warned about at most once a minute, and what is left is flushed on shutdown
 //! within a deadline.
@@ -15,7 +17,7 @@ use opentelemetry::trace::{
     Span as _, SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState, Tracer as _,
 };
 use opentelemetry::{Context, KeyValue};
-use opentelemetry_otlp::{Protocol, WithExportConfig};
+use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{
     BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider, SpanData,
@@ -24,6 +26,9 @@ use opentelemetry_sdk::trace::{
 use opentelemetry_sdk::Resource;
 use p2p_observe::{InvType, MessageKind, Observation, Observer};
 use prometheus::IntCounter;
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::CertificateDer;
+use tonic::transport::{Certificate, ClientTlsConfig};
 
 use crate::metrics::SpanCounters;
 use tokio::time::Instant;
@@ -89,17 +94,34 @@ pub fn init(config: &TelemetryConfig, counters: SpanCounters) -> anyhow::Result<
             shutdown_timeout: config.shutdown_timeout,
         });
     };
+    let tls = match endpoint.split_once("://").map(|(scheme, _)| scheme) {
+        Some("https") => true,
+        Some("http") => false,
+        _ => anyhow::bail!("OTLP endpoint {endpoint}: give http:// (plain text) or https:// (TLS)"),
+    };
+    let extra_ca = extra_ca()?;
     let exporter = match config.protocol {
-        OtlpProtocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(endpoint)
-            .with_timeout(config.export_timeout)
-            .build()?,
+        OtlpProtocol::Grpc => {
+            let builder = opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint)
+                .with_timeout(config.export_timeout);
+            if tls {
+                let mut tls_config = ClientTlsConfig::new().with_native_roots();
+                if let Some((_, pem)) = &extra_ca {
+                    tls_config = tls_config.ca_certificate(Certificate::from_pem(pem));
+                }
+                builder.with_tls_config(tls_config).build()?
+            } else {
+                builder.build()?
+            }
+        }
         OtlpProtocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .with_protocol(Protocol::HttpBinary)
             .with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')))
             .with_timeout(config.export_timeout)
+            .with_http_client(http_client(config.export_timeout, extra_ca.as_ref())?)
             .build()?,
     };
     let batch = BatchSpanProcessor::builder(CountingExporter {
@@ -149,6 +171,64 @@ pub fn init(config: &TelemetryConfig, counters: SpanCounters) -> anyhow::Result<
         provider: Some(provider),
         shutdown_timeout: config.shutdown_timeout,
     })
+}
+
+/// The standard variables naming a PEM file of CAs to trust for the collector's certificate, on
+/// top of the system's roots; the traces-only one wins.
+const CERTIFICATE_VARIABLES: [&str; 2] = [
+    "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_CERTIFICATE",
+];
+
+/// The extra CA file (its variable and contents), if one is set; an unreadable one or one with no
+/// certificate ends start-up rather than fail every export later.
+fn extra_ca() -> anyhow::Result<Option<(&'static str, Vec<u8>)>> {
+    let Some((variable, path)) = CERTIFICATE_VARIABLES.iter().find_map(|variable| {
+        std::env::var_os(variable)
+            .filter(|path| !path.is_empty())
+            .map(|path| (*variable, std::path::PathBuf::from(path)))
+    }) else {
+        return Ok(None);
+    };
+    let pem =
+        std::fs::read(&path).map_err(|e| anyhow::anyhow!("{variable}={}: {e}", path.display()))?;
+    if CertificateDer::pem_slice_iter(&pem).next().is_none() {
+        anyhow::bail!("{variable}={}: no PEM certificate in it", path.display());
+    }
+    Ok(Some((variable, pem)))
+}
+
+/// The http/protobuf client: rustls (ring) trusting the system's roots and the extra CA, the
+/// same trust the gRPC transport gets from tonic.
+fn http_client(
+    timeout: Duration,
+    extra_ca: Option<&(&'static str, Vec<u8>)>,
+) -> anyhow::Result<reqwest::blocking::Client> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    if let Some((variable, pem)) = extra_ca {
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            roots
+                .add(cert.map_err(|e| anyhow::anyhow!("{variable}: {e}"))?)
+                .map_err(|e| anyhow::anyhow!("{variable}: {e}"))?;
+        }
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    // The blocking client runs its own runtime, which cannot be built on a tokio worker.
+    std::thread::spawn(move || {
+        reqwest::blocking::Client::builder()
+            .timeout(timeout)
+            .tls_backend_preconfigured(tls)
+            .build()
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("building the OTLP HTTP client panicked"))?
+    .map_err(|e| anyhow::anyhow!("cannot build the OTLP HTTP client: {e}"))
 }
 
 /// Counts every span handed to the pipeline, before the bounded queue can drop it.

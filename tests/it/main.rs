@@ -6,6 +6,7 @@ mod contract;
 mod core;
 mod dashboards;
 mod http;
+mod push;
 mod replay;
 mod simulate;
 mod stack;

@@ -5,9 +5,9 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 /// The repository root.
@@ -52,39 +52,154 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Opt
     }
 }
 
-/// A minimal HTTP/1.1 client: one request per connection.
+/// A minimal HTTP/1.1 client: one request per connection, plain text.
 pub fn http(
     address: SocketAddr,
     method: &str,
     path: &str,
     body: &[u8],
 ) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(5))?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\nContent-Type: application/x-www-form-urlencoded\r\n\r\n",
-        body.len()
-    )?;
-    stream.write_all(body)?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
-    Ok((status, body))
+    Client::default().request(address, method, path, body)
+}
+
+/// How a test reaches a server: plain HTTP, or HTTPS trusting one CA (for a server whose
+/// certificate names 127.0.0.1), with or without basic auth.
+#[derive(Clone, Default)]
+pub struct Client {
+    tls: Option<Arc<rustls::ClientConfig>>,
+    authorization: Option<String>,
+}
+
+impl Client {
+    pub fn https(pki: &Pki) -> Client {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(pki.ca_der.clone()).unwrap();
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        Client {
+            tls: Some(Arc::new(config)),
+            authorization: None,
+        }
+    }
+
+    pub fn basic_auth(self, user: &str, password: &str) -> Client {
+        use base64::Engine as _;
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        Client {
+            authorization: Some(format!("Basic {token}")),
+            ..self
+        }
+    }
+
+    /// One request on a new connection; the status and the (de-chunked) body.
+    pub fn request(
+        &self,
+        address: SocketAddr,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> std::io::Result<(u16, String)> {
+        let stream = TcpStream::connect_timeout(&address, Duration::from_secs(5))?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        match &self.tls {
+            None => self.exchange(stream, address, method, path, body),
+            Some(config) => {
+                let name = rustls::pki_types::ServerName::from(address.ip());
+                let connection = rustls::ClientConnection::new(Arc::clone(config), name)
+                    .map_err(std::io::Error::other)?;
+                let tls = rustls::StreamOwned::new(connection, stream);
+                self.exchange(tls, address, method, path, body)
+            }
+        }
+    }
+
+    fn exchange(
+        &self,
+        mut stream: impl Read + Write,
+        address: SocketAddr,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> std::io::Result<(u16, String)> {
+        let authorization = self
+            .authorization
+            .as_ref()
+            .map(|value| format!("Authorization: {value}\r\n"))
+            .unwrap_or_default();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n{authorization}Content-Length: {}\r\nContent-Type: application/x-www-form-urlencoded\r\n\r\n",
+            body.len()
+        )?;
+        stream.write_all(body)?;
+        stream.flush()?;
+        let mut raw = Vec::new();
+        match stream.read_to_end(&mut raw) {
+            // A TLS peer that closes without close_notify has still sent the whole response.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+            other => {
+                other?;
+            }
+        }
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            dechunk(body)
+        } else {
+            body.to_owned()
+        };
+        Ok((status, body))
+    }
+}
+
+/// A CA made for one test, and a server certificate it signed for 127.0.0.1 and localhost.
+pub struct Pki {
+    pub ca_pem: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+    ca_der: rustls::pki_types::CertificateDer<'static>,
+}
+
+impl Pki {
+    pub fn new() -> Pki {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "p2p test CA");
+        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        Pki {
+            ca_pem: ca.pem(),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            ca_der: ca.der().clone(),
+        }
+    }
+
+    /// Writes `ca.pem`, `server.crt` and `server.key` into `dir`.
+    pub fn write_to(&self, dir: &Path) {
+        std::fs::write(dir.join("ca.pem"), &self.ca_pem).unwrap();
+        std::fs::write(dir.join("server.crt"), &self.cert_pem).unwrap();
+        std::fs::write(dir.join("server.key"), &self.key_pem).unwrap();
+    }
 }
 
 pub fn get(address: SocketAddr, path: &str) -> (u16, String) {
@@ -182,6 +297,21 @@ fn parse_labels(text: &str) -> Vec<(String, String)> {
     labels
 }
 
+/// Sends SIGTERM (from the test itself: no `kill` binary needed) and waits up to a minute for
+/// the exit.
+fn terminate(child: &mut Child, what: &str) -> std::process::ExitStatus {
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+    assert_eq!(
+        unsafe { libc::kill(pid, libc::SIGTERM) },
+        0,
+        "SIGTERM to {pid}"
+    );
+    wait_for(&format!("{what} to exit"), Duration::from_secs(60), || {
+        child.try_wait().unwrap()
+    })
+}
+
 /// The exporter binary, started on a free loopback port; killed on drop.
 pub struct Exporter {
     pub child: Child,
@@ -198,7 +328,17 @@ impl Exporter {
     /// Like [`Exporter::start`], but listening on `listen`. Restarting on the same address keeps
     /// Prometheus's `instance` label, as a real sidecar restart does (counters back to zero).
     pub fn start_on(listen: SocketAddr, args: &[&str]) -> Exporter {
+        Exporter::spawn(listen, args, &[])
+    }
+
+    /// Like [`Exporter::start`], with environment variables set for it.
+    pub fn start_with_env(args: &[&str], env: &[(&str, String)]) -> Exporter {
+        Exporter::spawn(SocketAddr::from(([127, 0, 0, 1], 0)), args, env)
+    }
+
+    fn spawn(listen: SocketAddr, args: &[&str], env: &[(&str, String)]) -> Exporter {
         let mut child = Command::new(env!("CARGO_BIN_EXE_p2p-exporter"))
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .arg("--listen")
             .arg(listen.to_string())
             .args(["--log-format", "json"])
@@ -252,16 +392,7 @@ impl Exporter {
 
     /// Sends SIGTERM (from the test itself: no `kill` binary needed) and waits for the exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let pid = self.child.id() as libc::pid_t;
-        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
-        assert_eq!(
-            unsafe { libc::kill(pid, libc::SIGTERM) },
-            0,
-            "SIGTERM to {pid}"
-        );
-        wait_for("the exporter to exit", Duration::from_secs(30), || {
-            self.child.try_wait().unwrap()
-        })
+        terminate(&mut self.child, "the exporter")
     }
 
     /// Log lines printed since the last call.
@@ -282,48 +413,103 @@ pub struct Prometheus {
     pub child: Child,
     pub address: SocketAddr,
     pub dir: tempfile::TempDir,
+    args: Vec<String>,
+    client: Client,
 }
 
 impl Prometheus {
     /// `config` is a complete prometheus.yml; `files` are written next to it first (rule files it
     /// names by relative path).
     pub fn start(config: &str, files: &[(&str, String)]) -> Prometheus {
-        let binary = require_tool("prometheus");
+        Prometheus::start_with(config, files, &[], Client::default())
+    }
+
+    /// Like [`Prometheus::start`], with extra flags (`--enable-feature=agent` keeps a write-ahead
+    /// log instead of a TSDB), reached through `client` (a `--web.config.file` with TLS or basic
+    /// auth covers every endpoint, readiness included).
+    pub fn start_with(
+        config: &str,
+        files: &[(&str, String)],
+        args: &[&str],
+        client: Client,
+    ) -> Prometheus {
         let dir = tempfile::tempdir().unwrap();
         for (name, contents) in files {
             std::fs::write(dir.path().join(name), contents).unwrap();
         }
         std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
         let address = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-        let child = Command::new(binary)
-            .current_dir(dir.path())
-            .arg(format!(
+        let storage = if args.contains(&"--enable-feature=agent") {
+            "--storage.agent.path"
+        } else {
+            "--storage.tsdb.path"
+        };
+        let mut all = vec![
+            format!(
                 "--config.file={}",
                 dir.path().join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address={address}"))
-            .arg("--web.enable-lifecycle")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start prometheus");
+            ),
+            format!("{storage}={}", dir.path().join("data").display()),
+            format!("--web.listen-address={address}"),
+            "--web.enable-lifecycle".to_owned(),
+        ];
+        all.extend(args.iter().map(|a| (*a).to_owned()));
+        let child = Prometheus::spawn(dir.path(), &all);
         let prometheus = Prometheus {
             child,
             address,
             dir,
+            args: all,
+            client,
         };
+        prometheus.wait_ready();
+        prometheus
+    }
+
+    fn spawn(dir: &Path, args: &[String]) -> Child {
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(dir.join("prometheus.log"))
+            .unwrap();
+        Command::new(require_tool("prometheus"))
+            .current_dir(dir)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start prometheus")
+    }
+
+    fn wait_ready(&self) {
         wait_for("Prometheus to be ready", Duration::from_secs(60), || {
-            http(address, "GET", "/-/ready", b"")
+            self.client
+                .request(self.address, "GET", "/-/ready", b"")
                 .ok()
                 .filter(|(status, _)| *status == 200)
         });
-        prometheus
+    }
+
+    /// Stops it with SIGTERM (a clean shutdown, as an operator's restart) and waits for the exit.
+    pub fn stop(&mut self) {
+        terminate(&mut self.child, "Prometheus");
+    }
+
+    /// Starts it again after [`Prometheus::stop`], with the same flags, port and data.
+    pub fn restart(&mut self) {
+        self.child = Prometheus::spawn(self.dir.path(), &self.args);
+        self.wait_ready();
+    }
+
+    /// Its own metrics (`/metrics`), as text exposition.
+    pub fn metrics(&self) -> String {
+        let (status, text) = self
+            .client
+            .request(self.address, "GET", "/metrics", b"")
+            .unwrap_or_else(|e| panic!("GET /metrics of Prometheus: {e}"));
+        assert_eq!(status, 200, "GET /metrics of Prometheus: {text}");
+        text
     }
 
     /// Runs an instant query; returns the `data.result` array.
@@ -337,7 +523,9 @@ impl Prometheus {
     }
 
     fn instant(&self, promql: &str, body: &str) -> Vec<serde_json::Value> {
-        let (status, text) = http(self.address, "POST", "/api/v1/query", body.as_bytes())
+        let (status, text) = self
+            .client
+            .request(self.address, "POST", "/api/v1/query", body.as_bytes())
             .unwrap_or_else(|e| panic!("query {promql}: {e}"));
         let reply: serde_json::Value = serde_json::from_str(&text)
             .unwrap_or_else(|e| panic!("query {promql}: status {status}, {e}: {text}"));

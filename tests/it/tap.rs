@@ -23,7 +23,7 @@ use crate::support::{sample, samples, wait_for, Exporter};
 
 /// A tap-source exporter. Tests that write frames by hand, with pauses between them a real tap
 /// would fill with snapshots, pass a long `--tap-idle-timeout`.
-fn tap_exporter(dir: &Path, extra: &[&str]) -> (Exporter, PathBuf) {
+pub(crate) fn tap_exporter(dir: &Path, extra: &[&str]) -> (Exporter, PathBuf) {
     let socket = dir.join("tap.sock");
     let mut args = vec!["--source", "tap", "--tap-socket", socket.to_str().unwrap()];
     args.extend_from_slice(extra);
@@ -227,7 +227,7 @@ fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
     out
 }
 
-fn hello(session: u64) -> Vec<u8> {
+pub(crate) fn hello(session: u64) -> Vec<u8> {
     let mut out = Vec::new();
     let hello = Hello {
         v: protocol::VERSION,
@@ -240,7 +240,7 @@ fn hello(session: u64) -> Vec<u8> {
 }
 
 /// A valid snapshot: one channel with one subscriber, `n` events through it.
-fn snapshot(seq: u64, n: u64) -> Snapshot {
+pub(crate) fn snapshot(seq: u64, n: u64) -> Snapshot {
     let tap = Tap::disabled();
     let channel = tap.channel("events", 2048);
     let (sender, mut receiver) = tokio::sync::broadcast::channel(2048);
@@ -255,7 +255,7 @@ fn snapshot(seq: u64, n: u64) -> Snapshot {
     }
 }
 
-fn snapshot_frame(snapshot: &Snapshot) -> Vec<u8> {
+pub(crate) fn snapshot_frame(snapshot: &Snapshot) -> Vec<u8> {
     let mut out = Vec::new();
     protocol::write_json_frame(&mut out, FRAME_SNAPSHOT, snapshot);
     out

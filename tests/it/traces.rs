@@ -3,32 +3,50 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 
-use crate::support::{free_port, wait_for, Exporter};
+use crate::support::{free_port, wait_for, Exporter, Pki};
 
-/// A span as received, with the resource it came under.
+/// A span as received, with the resource it came under and the request's headers.
 #[derive(Clone, Debug)]
 struct Received {
     node: String,
     span: Span,
+    headers: Vec<(String, String)>,
 }
 
-/// An OTLP/HTTP receiver on loopback: accepts `POST /v1/traces` with protobuf bodies.
+type Sink = Arc<Mutex<Vec<Received>>>;
+
+/// An OTLP/HTTP receiver on loopback: accepts `POST /v1/traces` with protobuf bodies, in plain
+/// text or, with [`Receiver::start_tls`], over TLS with the test's certificate.
 struct Receiver {
     address: SocketAddr,
-    spans: Arc<Mutex<Vec<Received>>>,
+    spans: Sink,
 }
 
 impl Receiver {
     fn start() -> Receiver {
+        Receiver::listen(None)
+    }
+
+    fn start_tls(pki: &Pki) -> Receiver {
+        Receiver::listen(Some(server_tls(pki)))
+    }
+
+    fn listen(tls: Option<Arc<rustls::ServerConfig>>) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let address = listener.local_addr().unwrap();
         let spans = Arc::new(Mutex::new(Vec::new()));
@@ -36,7 +54,14 @@ impl Receiver {
         std::thread::spawn(move || {
             for stream in listener.incoming().map_while(Result::ok) {
                 let sink = Arc::clone(&sink);
-                std::thread::spawn(move || serve(stream, sink));
+                let tls = tls.clone();
+                std::thread::spawn(move || match tls {
+                    None => serve(stream, sink),
+                    Some(config) => {
+                        let connection = rustls::ServerConnection::new(config).unwrap();
+                        serve(rustls::StreamOwned::new(connection, stream), sink)
+                    }
+                });
             }
         });
         Receiver { address, spans }
@@ -47,15 +72,31 @@ impl Receiver {
     }
 }
 
-fn serve(stream: std::net::TcpStream, sink: Arc<Mutex<Vec<Received>>>) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut writer = stream;
+fn server_tls(pki: &Pki) -> Arc<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = vec![CertificateDer::from_pem_slice(pki.cert_pem.as_bytes()).unwrap()];
+    let key = PrivateKeyDer::from_pem_slice(pki.key_pem.as_bytes()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    Arc::new(config)
+}
+
+fn serve(stream: impl Read + Write, sink: Sink) {
+    let mut reader = BufReader::new(stream);
     loop {
         let mut request_line = String::new();
         if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
             return;
         }
         let mut length = 0;
+        let mut headers = Vec::new();
         loop {
             let mut line = String::new();
             reader.read_line(&mut line).unwrap();
@@ -67,6 +108,7 @@ fn serve(stream: std::net::TcpStream, sink: Arc<Mutex<Vec<Received>>>) {
                 if name.eq_ignore_ascii_case("content-length") {
                     length = value.trim().parse().unwrap();
                 }
+                headers.push((name.to_ascii_lowercase(), value.trim().to_owned()));
             }
         }
         let mut body = vec![0; length];
@@ -76,28 +118,102 @@ fn serve(stream: std::net::TcpStream, sink: Arc<Mutex<Vec<Received>>>) {
             "{request_line}"
         );
         let request = ExportTraceServiceRequest::decode(body.as_slice()).expect("OTLP protobuf");
-        let mut received = sink.lock().unwrap();
-        for resource_spans in request.resource_spans {
-            let attributes = resource_spans
-                .resource
-                .map(|r| r.attributes)
-                .unwrap_or_default();
-            let node = string_attribute(&attributes, "p2p.node.id").unwrap_or_default();
-            for scope in resource_spans.scope_spans {
-                for span in scope.spans {
-                    received.push(Received {
-                        node: node.clone(),
-                        span,
-                    });
-                }
-            }
-        }
-        drop(received);
+        record(&sink, headers, request);
         let reply =
             "HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n";
-        if writer.write_all(reply.as_bytes()).is_err() {
+        let writer = reader.get_mut();
+        if writer
+            .write_all(reply.as_bytes())
+            .and_then(|()| writer.flush())
+            .is_err()
+        {
             return;
         }
+    }
+}
+
+fn record(sink: &Sink, headers: Vec<(String, String)>, request: ExportTraceServiceRequest) {
+    let mut received = sink.lock().unwrap();
+    for resource_spans in request.resource_spans {
+        let attributes = resource_spans
+            .resource
+            .map(|r| r.attributes)
+            .unwrap_or_default();
+        let node = string_attribute(&attributes, "p2p.node.id").unwrap_or_default();
+        for scope in resource_spans.scope_spans {
+            for span in scope.spans {
+                received.push(Received {
+                    node: node.clone(),
+                    span,
+                    headers: headers.clone(),
+                });
+            }
+        }
+    }
+}
+
+/// An OTLP/gRPC receiver over TLS: the proto's TraceService on tonic, on its own runtime.
+struct GrpcReceiver {
+    address: SocketAddr,
+    spans: Sink,
+}
+
+struct TraceSink(Sink);
+
+#[tonic::async_trait]
+impl TraceService for TraceSink {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let headers = request
+            .metadata()
+            .clone()
+            .into_headers()
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    value.to_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        record(&self.0, headers, request.into_inner());
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+impl GrpcReceiver {
+    fn start_tls(pki: &Pki) -> GrpcReceiver {
+        let address = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let spans: Sink = Arc::new(Mutex::new(Vec::new()));
+        let service = TraceServiceServer::new(TraceSink(Arc::clone(&spans)));
+        let identity = tonic::transport::Identity::from_pem(&pki.cert_pem, &pki.key_pem);
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                tonic::transport::Server::builder()
+                    .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+                    .unwrap()
+                    .add_service(service)
+                    .serve(address)
+                    .await
+                    .unwrap();
+            });
+        });
+        wait_for(
+            "the gRPC receiver to listen",
+            Duration::from_secs(10),
+            || std::net::TcpStream::connect(address).ok(),
+        );
+        GrpcReceiver { address, spans }
+    }
+
+    fn spans(&self) -> Vec<Received> {
+        self.spans.lock().unwrap().clone()
     }
 }
 
@@ -320,4 +436,97 @@ fn a_collector_that_never_answers_costs_a_bounded_queue_and_counted_failures() {
     assert!(waiting(&later) >= 0.0);
     let (status, _) = crate::support::get(exporter.address, "/healthz");
     assert_eq!(status, 200);
+}
+
+/// `OTEL_EXPORTER_OTLP_HEADERS`, url-encoded as the OTel spec writes values: `a b=c`.
+const HEADERS: &str = "x-p2p-team=beta%20testnet%3D1";
+
+/// An exporter sending to `endpoint` over `protocol`, trusting the test's CA when `ca` is given.
+fn tls_exporter(endpoint: &str, protocol: &str, node: &str, ca: Option<&Path>) -> Exporter {
+    let mut env = vec![("OTEL_EXPORTER_OTLP_HEADERS", HEADERS.to_owned())];
+    if let Some(ca) = ca {
+        env.push((
+            "OTEL_EXPORTER_OTLP_CERTIFICATE",
+            ca.to_str().unwrap().to_owned(),
+        ));
+    }
+    Exporter::start_with_env(
+        &[
+            "--block-interval",
+            "200ms",
+            "--otlp-endpoint",
+            endpoint,
+            "--otlp-protocol",
+            protocol,
+            "--otlp-timeout",
+            "1s",
+            "--node-id",
+            node,
+        ],
+        &env,
+    )
+}
+
+/// Spans arrive over TLS on either transport with the header; without the CA the exporter does
+/// not trust the receiver, and counts its spans failed.
+fn spans_arrive_over_tls(
+    pki: &Pki,
+    protocol: &str,
+    address: SocketAddr,
+    spans: &dyn Fn() -> Vec<Received>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    pki.write_to(dir.path());
+    let ca = dir.path().join("ca.pem");
+    let endpoint = format!("https://{address}");
+    let trusting = tls_exporter(&endpoint, protocol, "node-tls", Some(&ca));
+    let untrusting = tls_exporter(&endpoint, protocol, "node-untrusting", None);
+    let span = wait_for(
+        &format!("a {protocol} span over TLS"),
+        Duration::from_secs(60),
+        || spans().into_iter().find(|r| r.node == "node-tls"),
+    );
+    assert!(
+        span.headers
+            .iter()
+            .any(|(name, value)| name == "x-p2p-team" && value == "beta testnet=1"),
+        "{:?}",
+        span.headers
+    );
+    assert!(trusting.value("p2p_exporter_spans_exported_total") > 0.0);
+    wait_for(
+        "the untrusting exporter's spans to fail",
+        Duration::from_secs(60),
+        || (untrusting.value("p2p_exporter_spans_export_failed_total") > 0.0).then_some(()),
+    );
+    assert_eq!(untrusting.value("p2p_exporter_spans_exported_total"), 0.0);
+    assert!(spans().iter().all(|r| r.node != "node-untrusting"));
+}
+
+#[test]
+fn spans_reach_a_tls_collector_over_http_protobuf_with_the_configured_header() {
+    let pki = Pki::new();
+    let receiver = Receiver::start_tls(&pki);
+    spans_arrive_over_tls(&pki, "http/protobuf", receiver.address, &|| {
+        receiver.spans()
+    });
+}
+
+#[test]
+fn spans_reach_a_tls_collector_over_grpc_with_the_configured_header() {
+    let pki = Pki::new();
+    let receiver = GrpcReceiver::start_tls(&pki);
+    spans_arrive_over_tls(&pki, "grpc", receiver.address, &|| receiver.spans());
+}
+
+#[test]
+fn an_endpoint_without_a_scheme_is_refused_at_start() {
+    let run = crate::support::run_measured(&["--otlp-endpoint", "127.0.0.1:4317"]);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("give http:// (plain text) or https:// (TLS)"),
+        "{}",
+        run.stderr
+    );
 }

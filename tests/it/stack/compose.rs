@@ -62,7 +62,7 @@ fn published(service: &Value) -> Vec<(Option<String>, Option<u16>)> {
 
 /// Pinned images, healthchecks, repository mounts that exist, only UI ports, on loopback.
 /// `image_healthcheck`: the exporter image (Dockerfile) has its own HEALTHCHECK.
-fn compose_problems(
+pub(super) fn compose_problems(
     model: &Value,
     root: &Path,
     exists: &dyn Fn(&Path) -> bool,
@@ -126,7 +126,12 @@ fn compose_problems(
                     "{name} publishes port {other:?}: only the UIs ({UI_PORTS:?}) may be published"
                 )),
             }
-            if address.as_deref() != Some("127.0.0.1") {
+            // A Prometheus behind its web config (TLS and basic auth on every endpoint) is meant
+            // to be reached from other hosts: the central side of push.
+            let guarded = strings(&service["command"])
+                .iter()
+                .any(|arg| arg.starts_with("--web.config.file="));
+            if !guarded && address.as_deref() != Some("127.0.0.1") {
                 problems.push(format!(
                     "{name} publishes on {address:?}: by default only on 127.0.0.1 (STACK_BIND_ADDRESS opens it)"
                 ));
@@ -242,6 +247,11 @@ fn the_compose_check_catches_unpinned_unhealthy_missing_mounts_and_extra_ports()
         (
             "\"127.0.0.1:9090:9090/tcp\"",
             "\"9090:9090/tcp\"",
+            "127.0.0.1",
+        ),
+        (
+            "\"127.0.0.1:9090:9090/tcp\"",
+            "\"0.0.0.0:9090:9090/tcp\"",
             "127.0.0.1",
         ),
         ("restart: \"no\"", "restart: always", "one-shot"),

@@ -20,6 +20,7 @@ mod collector;
 mod compose;
 mod grafana;
 mod prometheus;
+mod push;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
