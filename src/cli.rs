@@ -10,8 +10,8 @@ use p2p_workload::{ConsumerCost, WorkloadConfig};
 
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use p2p_exporter::http::DEFAULT_PORT;
-use p2p_exporter::server::DEFAULT_MAX_CONNECTIONS;
 use p2p_exporter::recorder::RecorderConfig;
+use p2p_exporter::server::DEFAULT_MAX_CONNECTIONS;
 use p2p_exporter::tap::{TapConfig, TapListen};
 use p2p_exporter::telemetry::{OtlpProtocol, TelemetryConfig};
 use p2p_recording::Source;
@@ -167,7 +167,11 @@ pub struct WebArgs {
     /// with cert_file, key_file and optionally client_ca_file and client_auth_type;
     /// basic_auth_users with bcrypt hashes). Read once at start; any error stops the sidecar
     /// before it listens (docs/security.md).
-    #[arg(long = "web.config.file", env = "P2P_WEB_CONFIG_FILE", value_name = "FILE")]
+    #[arg(
+        long = "web.config.file",
+        env = "P2P_WEB_CONFIG_FILE",
+        value_name = "FILE"
+    )]
     pub config_file: Option<PathBuf>,
 
     /// Most HTTP connections open at once; past it a new connection takes the place of the
@@ -532,11 +536,16 @@ pub struct SourceArgs {
     /// File holding the token the node's `hello` must carry (its trailing line break trimmed;
     /// refused if empty or readable by every user). The recommended way to set a token: it
     /// stays out of argv and the environment.
-    #[arg(long, env = "P2P_TAP_TOKEN_FILE", value_name = "FILE", conflicts_with = "tap_token")]
+    #[arg(
+        long,
+        env = "P2P_TAP_TOKEN_FILE",
+        value_name = "FILE",
+        conflicts_with = "tap_token"
+    )]
     pub tap_token_file: Option<PathBuf>,
 
-    /// The token itself (P2P_TAP_TOKEN on both sides); visible to the host's users in argv, so
-    /// prefer --tap-token-file.
+    /// The token itself (P2P_TAP_TOKEN on both sides); as a flag every user of the host sees it
+    /// in the process list, so prefer --tap-token-file.
     #[arg(long, env = "P2P_TAP_TOKEN", hide_env_values = true)]
     pub tap_token: Option<String>,
 

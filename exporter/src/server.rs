@@ -103,7 +103,7 @@ impl AcceptBackoff {
 
 /// `reason` of `p2p_exporter_http_connections_closed_total`, indexed like `HTTP_CLOSE_REASONS`.
 #[derive(Clone, Copy, Debug)]
-enum Closed {
+enum Ending {
     Closed,
     Timeout,
     Evicted,
@@ -263,7 +263,7 @@ pub async fn serve(
         };
         let Some((id, in_flight, evict)) = connections.admit() else {
             // Every connection is mid-request; this one waits for none of them.
-            connections.metrics().closed[Closed::Evicted as usize].inc();
+            connections.metrics().closed[Ending::Evicted as usize].inc();
             continue;
         };
         let registered = Registered {
@@ -274,13 +274,15 @@ pub async fn serve(
         tasks.spawn(async move {
             let closed = tokio::select! {
                 biased;
-                _ = evict.notified() => Closed::Evicted,
+                _ = evict.notified() => Ending::Evicted,
                 closed = connection(tcp, router, &config, in_flight, stop) => closed,
             };
             registered.connections.metrics().closed[closed as usize].inc();
             drop(registered);
         });
         while tasks.try_join_next().is_some() {}
+        // Lets the new connection read its request before further accepts can evict it.
+        tokio::task::yield_now().await;
     }
     drop(listener);
     stop.cancel();
@@ -300,17 +302,17 @@ async fn connection(
     config: &ServerConfig,
     in_flight: Arc<AtomicUsize>,
     stop: CancellationToken,
-) -> Closed {
+) -> Ending {
     let _ = tcp.set_nodelay(true);
     match &config.tls {
         None => http(tcp, router, config, in_flight, stop).await,
         Some(tls) => {
             let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(tls));
             match tokio::time::timeout(config.header_timeout, acceptor.accept(tcp)).await {
-                Err(_) => Closed::Timeout,
+                Err(_) => Ending::Timeout,
                 Ok(Err(err)) => {
                     tracing::debug!(error = %err, "TLS handshake failed");
-                    Closed::TlsError
+                    Ending::TlsError
                 }
                 Ok(Ok(tls)) => http(tls, router, config, in_flight, stop).await,
             }
@@ -324,7 +326,7 @@ async fn http<I>(
     config: &ServerConfig,
     in_flight: Arc<AtomicUsize>,
     stop: CancellationToken,
-) -> Closed
+) -> Ending
 where
     I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
@@ -354,14 +356,14 @@ where
         }
     };
     match result {
-        Ok(()) => Closed::Closed,
-        Err(err) if err.is_timeout() => Closed::Timeout,
+        Ok(()) => Ending::Closed,
+        Err(err) if err.is_timeout() => Ending::Timeout,
         Err(err) if err.is_incomplete_message() || err.is_closed() || err.is_canceled() => {
-            Closed::Closed
+            Ending::Closed
         }
         Err(err) => {
             tracing::debug!(error = %err, "HTTP connection failed");
-            Closed::Error
+            Ending::Error
         }
     }
 }

@@ -95,7 +95,9 @@ impl TapSource {
                 Listener::Unix(listener, path.clone())
             }
             #[cfg(not(unix))]
-            TapListen::Unix { .. } => anyhow::bail!("Unix sockets need a Unix system; use --tap-listen"),
+            TapListen::Unix { .. } => {
+                anyhow::bail!("Unix sockets need a Unix system; use --tap-listen")
+            }
         };
         Ok(TapSource {
             listener,
@@ -277,9 +279,7 @@ async fn accept_loop(listener: Listener, state: Arc<State>) {
                 stream
             }
             Err(err) => {
-                backoff
-                    .failed(&state.recorder.metrics().server, &err)
-                    .await;
+                backoff.failed(&state.recorder.metrics().server, &err).await;
                 continue;
             }
         };

@@ -163,8 +163,14 @@ fn versions(
         "TLS10" | "TLS11" => bail!("{field} {name} is not supported: TLS12 or TLS13"),
         other => bail!("invalid {field} {other:?}: TLS12 or TLS13"),
     };
-    let min = min.map(|v| rank(v, "min_version")).transpose()?.unwrap_or(0);
-    let max = max.map(|v| rank(v, "max_version")).transpose()?.unwrap_or(1);
+    let min = min
+        .map(|v| rank(v, "min_version"))
+        .transpose()?
+        .unwrap_or(0);
+    let max = max
+        .map(|v| rank(v, "max_version"))
+        .transpose()?
+        .unwrap_or(1);
     let all = [&rustls::version::TLS12, &rustls::version::TLS13];
     if min > max {
         bail!("min_version is above max_version");
@@ -310,7 +316,11 @@ mod tests {
             assert!(!auth.allows(Some(&header("nobody", "s3cret"))).await);
             assert!(!auth.allows(None).await);
         }
-        assert_eq!(auth.lock().len(), 4, "each distinct credential verified once");
+        assert_eq!(
+            auth.lock().len(),
+            4,
+            "each distinct credential verified once"
+        );
         let bearer = HeaderValue::from_static("Bearer s3cret");
         assert!(!auth.allows(Some(&bearer)).await);
     }

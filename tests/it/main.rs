@@ -7,6 +7,7 @@ mod core;
 mod dashboards;
 mod http;
 mod replay;
+mod security;
 mod simulate;
 mod stack;
 mod support;

@@ -59,8 +59,19 @@ pub fn http(
     path: &str,
     body: &[u8],
 ) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(5))?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    http_within(address, method, path, body, Duration::from_secs(30))
+}
+
+/// [`http`] with `timeout` for connecting and for each read.
+pub fn http_within(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    timeout: Duration,
+) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&address, timeout.min(Duration::from_secs(5)))?;
+    stream.set_read_timeout(Some(timeout))?;
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\nContent-Type: application/x-www-form-urlencoded\r\n\r\n",
@@ -69,7 +80,13 @@ pub fn http(
     stream.write_all(body)?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (status, _, body) = response(&raw);
+    Ok((status, body))
+}
+
+/// The status, head and body of an HTTP/1.1 response read to its end.
+pub fn response(raw: &[u8]) -> (u16, String, String) {
+    let text = String::from_utf8_lossy(raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head
         .split_whitespace()
@@ -84,7 +101,7 @@ pub fn http(
     } else {
         body.to_owned()
     };
-    Ok((status, body))
+    (status, head.to_owned(), body)
 }
 
 pub fn get(address: SocketAddr, path: &str) -> (u16, String) {
@@ -198,11 +215,41 @@ impl Exporter {
     /// Like [`Exporter::start`], but listening on `listen`. Restarting on the same address keeps
     /// Prometheus's `instance` label, as a real sidecar restart does (counters back to zero).
     pub fn start_on(listen: SocketAddr, args: &[&str]) -> Exporter {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_p2p-exporter"))
+        Exporter::spawn(Exporter::command(listen, args))
+    }
+
+    /// Like [`Exporter::start`], with at most `descriptors` open files (`ulimit -n`).
+    pub fn start_with_descriptors(descriptors: u64, args: &[&str]) -> Exporter {
+        use std::os::unix::process::CommandExt;
+        let mut command = Exporter::command(SocketAddr::from(([127, 0, 0, 1], 0)), args);
+        // SAFETY: setrlimit is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            command.pre_exec(move || {
+                let limit = libc::rlimit {
+                    rlim_cur: descriptors,
+                    rlim_max: descriptors,
+                };
+                match libc::setrlimit(libc::RLIMIT_NOFILE, &limit) {
+                    0 => Ok(()),
+                    _ => Err(std::io::Error::last_os_error()),
+                }
+            });
+        }
+        Exporter::spawn(command)
+    }
+
+    fn command(listen: SocketAddr, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_p2p-exporter"));
+        command
             .arg("--listen")
             .arg(listen.to_string())
             .args(["--log-format", "json"])
-            .args(args)
+            .args(args);
+        command
+    }
+
+    fn spawn(mut command: Command) -> Exporter {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
