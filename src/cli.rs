@@ -11,6 +11,7 @@ use p2p_workload::{ConsumerCost, WorkloadConfig};
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use p2p_exporter::http::DEFAULT_PORT;
 use p2p_exporter::recorder::RecorderConfig;
+use p2p_exporter::server::DEFAULT_MAX_CONNECTIONS;
 use p2p_exporter::tap::{TapConfig, TapListen};
 use p2p_exporter::telemetry::{OtlpProtocol, TelemetryConfig};
 use p2p_recording::Source;
@@ -122,9 +123,15 @@ pub struct DecideArgs {
 /// Serving metrics: the listen address and the embedded source's knobs.
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// Address to serve /metrics on.
+    /// Address to serve /metrics on. Every interface by default, since a Prometheus on another
+    /// host scrapes the sidecar; on a host you do not control, add --web.config.file (TLS and
+    /// basic auth), or listen on 127.0.0.1 and let a Prometheus agent on the host push
+    /// (docs/security.md).
     #[arg(long, env = "P2P_EXPORTER_LISTEN", default_value_t = SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)))]
     pub listen: SocketAddr,
+
+    #[command(flatten)]
+    pub web: WebArgs,
 
     #[command(flatten)]
     pub router: RouterArgs,
@@ -151,6 +158,31 @@ pub struct ServeArgs {
     /// this gzip NDJSON file until shutdown, for `replay` (docs/recording.md).
     #[arg(long, env = "P2P_RECORD", value_name = "FILE")]
     pub record: Option<std::path::PathBuf>,
+}
+
+#[derive(Args, Debug)]
+#[command(next_help_heading = "HTTP server")]
+pub struct WebArgs {
+    /// TLS and basic auth, in Prometheus exporter-toolkit's web config format (tls_server_config
+    /// with cert_file, key_file and optionally client_ca_file and client_auth_type;
+    /// basic_auth_users with bcrypt hashes). Read once at start; any error stops the sidecar
+    /// before it listens (docs/security.md).
+    #[arg(
+        long = "web.config.file",
+        env = "P2P_WEB_CONFIG_FILE",
+        value_name = "FILE"
+    )]
+    pub config_file: Option<PathBuf>,
+
+    /// Most HTTP connections open at once; past it a new connection takes the place of the
+    /// oldest one with no request in flight. Keep it well below `ulimit -n`.
+    #[arg(long = "web.max-connections", env = "P2P_WEB_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..=1_000_000).map(|n| n as usize))]
+    pub max_connections: usize,
+
+    /// Time a connection has to complete its TLS handshake and each request head, counted from
+    /// its opening or from its previous response: idle keep-alive connections end after it too.
+    #[arg(long = "web.header-timeout", env = "P2P_WEB_HEADER_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
+    pub header_timeout: Duration,
 }
 
 #[derive(Args, Debug)]
@@ -499,11 +531,25 @@ pub struct SourceArgs {
     #[arg(long, env = "P2P_TAP_SOCKET_MODE", default_value = "0600", value_parser = octal_mode)]
     pub tap_socket_mode: u32,
 
-    /// Listen on TCP instead of the Unix socket. Loopback only, unless --tap-token is set.
-    #[arg(long, env = "P2P_TAP_LISTEN")]
+    /// Listen on TCP instead of the Unix socket, on a loopback address only: the tap has no TLS
+    /// and the sidecar runs on the node's host. Set a token (--tap-token-file) to keep the
+    /// host's other users out.
+    #[arg(long, env = "P2P_TAP_LISTEN", value_parser = loopback)]
     pub tap_listen: Option<SocketAddr>,
 
-    /// Shared token the node's `hello` must carry (P2P_TAP_TOKEN on both sides).
+    /// File holding the token the node's `hello` must carry (its trailing line break trimmed;
+    /// refused if empty or readable by every user). The recommended way to set a token: it
+    /// stays out of argv and the environment.
+    #[arg(
+        long,
+        env = "P2P_TAP_TOKEN_FILE",
+        value_name = "FILE",
+        conflicts_with = "tap_token"
+    )]
+    pub tap_token_file: Option<PathBuf>,
+
+    /// The token itself (P2P_TAP_TOKEN on both sides); as a flag every user of the host sees it
+    /// in the process list, so prefer --tap-token-file.
     #[arg(long, env = "P2P_TAP_TOKEN", hide_env_values = true)]
     pub tap_token: Option<String>,
 
@@ -529,9 +575,25 @@ fn octal_mode(text: &str) -> Result<u32, String> {
     }
 }
 
+fn loopback(text: &str) -> Result<SocketAddr, String> {
+    let address = text
+        .parse::<SocketAddr>()
+        .map_err(|e| format!("{e} (an IP address and port, e.g. 127.0.0.1:9731)"))?;
+    p2p_exporter::tap::check_loopback(address)?;
+    Ok(address)
+}
+
 impl SourceArgs {
-    pub fn tap(&self) -> TapConfig {
-        TapConfig {
+    /// The tap's configuration, its token file read; the error is one line.
+    pub fn tap(&self) -> Result<TapConfig, String> {
+        let token = match &self.tap_token_file {
+            Some(path) => Some(
+                p2p_tap::read_token_file(path)
+                    .map_err(|e| format!("--tap-token-file {}: {e}", path.display()))?,
+            ),
+            None => self.tap_token.clone().filter(|t| !t.is_empty()),
+        };
+        Ok(TapConfig {
             listen: match self.tap_listen {
                 Some(address) => TapListen::Tcp(address),
                 None => TapListen::Unix {
@@ -539,9 +601,9 @@ impl SourceArgs {
                     mode: self.tap_socket_mode,
                 },
             },
-            token: self.tap_token.clone().filter(|t| !t.is_empty()),
+            token,
             idle_timeout: self.tap_idle_timeout,
-        }
+        })
     }
 }
 
@@ -627,6 +689,9 @@ mod tests {
             ["--peak-window", "90s"],
             ["--block-cost", "fast"],
             ["--listen", "localhost"],
+            ["--tap-listen", "0.0.0.0:9731"],
+            ["--tap-listen", "192.0.2.1:9731"],
+            ["--web.max-connections", "0"],
         ] {
             let err = Cli::try_parse_from(["p2p-exporter", args[0], args[1]]).unwrap_err();
             assert_eq!(

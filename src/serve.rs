@@ -9,8 +9,10 @@ use opentelemetry_sdk::trace::SdkTracer;
 use p2p_exporter::decision::{DecisionEngine, Thresholds};
 use p2p_exporter::http::{app, AppState};
 use p2p_exporter::recorder::Recorder;
-use p2p_exporter::tap::TapSource;
+use p2p_exporter::server::ServerConfig;
+use p2p_exporter::tap::{TapConfig, TapSource};
 use p2p_exporter::telemetry;
+use p2p_exporter::web::WebConfig;
 use p2p_recording::Source;
 use prometheus::Registry;
 use tokio::task::JoinSet;
@@ -28,6 +30,17 @@ pub fn run(
     format: LogFormat,
 ) -> anyhow::Result<()> {
     check_peers(&args)?;
+    // Every file the flags name is read before anything starts.
+    let web = match &args.web.config_file {
+        Some(path) => WebConfig::load(path).map_err(|e| {
+            crate::UsageError(format!("--web.config.file {}: {e:#}", path.display()))
+        })?,
+        None => WebConfig::none(),
+    };
+    let tap = match args.source.source {
+        Source::Tap => Some(args.source.tap().map_err(crate::UsageError)?),
+        Source::Embedded => None,
+    };
     let registry = Registry::new();
     registry.register(Box::new(
         prometheus::process_collector::ProcessCollector::for_self(),
@@ -46,13 +59,22 @@ pub fn run(
         }
     };
     crate::init_logging(filter, format, telemetry.tracer());
-    let result = runtime.block_on(serve(args, registry, recorder, telemetry.tracer()));
+    let result = runtime.block_on(serve(
+        args,
+        web,
+        tap,
+        registry,
+        recorder,
+        telemetry.tracer(),
+    ));
     drop(telemetry);
     result
 }
 
 async fn serve(
     args: ServeArgs,
+    web: WebConfig,
+    tap: Option<TapConfig>,
     registry: Registry,
     recorder: Arc<Recorder>,
     tracer: Option<SdkTracer>,
@@ -86,7 +108,7 @@ async fn serve(
             );
         }
         Source::Tap => {
-            let tap = TapSource::bind(&args.source.tap()).await?;
+            let tap = TapSource::bind(&tap.context("the tap source has no configuration")?).await?;
             tracing::info!(tap = %tap.endpoint(), "waiting for the node's tap client");
             let view = recorder
                 .node_view()
@@ -109,7 +131,7 @@ async fn serve(
     let ready = Arc::new(AtomicBool::new(true));
     let state = AppState {
         registry,
-        recorder,
+        recorder: Arc::clone(&recorder),
         decision,
         ready: Arc::clone(&ready),
     };
@@ -125,11 +147,18 @@ async fn serve(
         design = design.as_ref().map_or("broadcast-2048", |d| d.kind.name()),
     );
     let shutdown = shutdown_signal()?;
-    tracing::info!(%address, source = source.as_str(), "listening");
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("HTTP server failed")?;
+    let (tls, auth) = (web.tls.is_some(), web.auth.is_some());
+    if !tls && !address.ip().is_loopback() {
+        tracing::warn!(%address, "serving plain HTTP beyond loopback: on a host you do not control, set --web.config.file (docs/security.md)");
+    }
+    tracing::info!(%address, source = source.as_str(), tls, auth, "listening");
+    let config = ServerConfig {
+        max_connections: args.web.max_connections,
+        header_timeout: args.web.header_timeout,
+        tls: web.tls,
+    };
+    let router = p2p_exporter::web::protect(app(state), web.auth);
+    p2p_exporter::server::serve(listener, router, config, recorder, shutdown).await;
     ready.store(false, Ordering::Release);
     tasks.shutdown().await;
     if let (Some(writer), Some(path)) = (recording, args.record.clone()) {

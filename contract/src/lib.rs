@@ -93,6 +93,9 @@ pub const METRICS: &[MetricDef] = &[
     def("p2p_tap_node_sessions_total", C, &[], "Runs of the node seen by the tap source (a new hello session); a rise is a node restart, not lag."),
     def("p2p_recording_written_total", C, &[], "Arrivals written to the --record file (0 when not recording)."),
     def("p2p_recording_dropped_total", C, &[], "Arrivals not recorded because the recording's queue was full or its file failed; the router never waits for the recording."),
+    def("p2p_exporter_http_connections", G, &[], "Open connections to the sidecar's HTTP server, at most --web.max-connections."),
+    def("p2p_exporter_http_connections_closed_total", C, &["reason"], "HTTP connections that ended, by reason: closed (by the client, or after its last response), timeout (no TLS handshake or request head within --web.header-timeout, idle keep-alive included), evicted (closed for a new one at --web.max-connections or when out of descriptors), tls_error (a failed handshake: plain HTTP on the TLS port, a missing or untrusted client certificate), error."),
+    def("p2p_exporter_accept_errors_total", C, &["listener", "reason"], "Failed accepts on the HTTP (listener=http) or tap (listener=tap) socket, by reason: descriptors (EMFILE, ENFILE), memory (ENOBUFS, ENOMEM), other; each is followed by a back-off."),
     def("p2p_exporter_build_info", G, &["version", "source"], "Always 1; labels carry the exporter version and its observation source."),
 ];
 
@@ -107,6 +110,12 @@ pub const TAP_CONNECTION_RESULTS: [&str; 6] = [
 ];
 /// `reason` of `p2p_tap_connections_closed_total`.
 pub const TAP_CLOSE_REASONS: [&str; 5] = ["eof", "idle", "replaced", "too_large", "error"];
+/// `reason` of `p2p_exporter_http_connections_closed_total`.
+pub const HTTP_CLOSE_REASONS: [&str; 5] = ["closed", "timeout", "evicted", "tls_error", "error"];
+/// `listener` of `p2p_exporter_accept_errors_total`.
+pub const ACCEPT_LISTENERS: [&str; 2] = ["http", "tap"];
+/// `reason` of `p2p_exporter_accept_errors_total`.
+pub const ACCEPT_ERROR_REASONS: [&str; 3] = ["descriptors", "memory", "other"];
 /// `reason` of `p2p_tap_client_dropped_records_total`.
 pub const TAP_CLIENT_DROP_REASONS: [&str; 2] = ["buffer_full", "journey_buffer_full"];
 

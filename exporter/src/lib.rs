@@ -3,7 +3,8 @@
 //!
 //! - [`recorder::Recorder`] is the core: an [`p2p_observe::Observer`] that owns every metric;
 //! - [`metrics::METRICS`] is the table of everything it serves;
-//! - [`http::app`] is the HTTP surface;
+//! - [`http::app`] is the HTTP surface, [`server::serve`] its serving loop and [`web`] its TLS
+//!   and authentication;
 //! - [`tap::TapSource`] takes a real node's observations; [`telemetry`] turns them into spans.
 //!
 //! The binary (`src/main.rs` at the repository's top) composes this library with the embedded
@@ -16,5 +17,7 @@ pub mod node_view;
 pub mod peak;
 pub mod recorder;
 pub mod resources;
+pub mod server;
 pub mod tap;
 pub mod telemetry;
+pub mod web;

@@ -8,7 +8,8 @@ use prometheus::{
 };
 
 use p2p_contract::{
-    MetricDef, METRICS, TAP_CLIENT_DROP_REASONS, TAP_CLOSE_REASONS, TAP_CONNECTION_RESULTS,
+    MetricDef, ACCEPT_ERROR_REASONS, ACCEPT_LISTENERS, HTTP_CLOSE_REASONS, METRICS,
+    TAP_CLIENT_DROP_REASONS, TAP_CLOSE_REASONS, TAP_CONNECTION_RESULTS,
 };
 use p2p_observe::{DisconnectReason, MessageKind};
 
@@ -70,10 +71,20 @@ impl TapMetrics {
     }
 }
 
+/// The HTTP server's connections and both listeners' accept errors, every series pre-registered.
+pub struct ServerMetrics {
+    pub connections: IntGauge,
+    /// Indexed like [`HTTP_CLOSE_REASONS`].
+    pub closed: [IntCounter; HTTP_CLOSE_REASONS.len()],
+    /// Indexed like [`ACCEPT_LISTENERS`], then [`ACCEPT_ERROR_REASONS`].
+    pub accept_errors: [[IntCounter; ACCEPT_ERROR_REASONS.len()]; ACCEPT_LISTENERS.len()],
+}
+
 /// Every handle, registered on the registry it was built with. Label handles that are known at
 /// start-up are looked up here once, so the hot path is an atomic add.
 pub struct Metrics {
     pub tap: TapMetrics,
+    pub server: ServerMetrics,
     pub events_sent: IntCounterVec,
     pub events_received: IntCounterVec,
     pub lagged: IntCounterVec,
@@ -197,8 +208,21 @@ impl Metrics {
             rejected: p2p_tap::Reject::ALL.map(|r| tap_rejected.with_label_values(&[r.as_str()])),
             sessions: counter("p2p_tap_node_sessions_total"),
         };
+        let http_closed = counter_vec("p2p_exporter_http_connections_closed_total");
+        let accept_errors = counter_vec("p2p_exporter_accept_errors_total");
+        let server = ServerMetrics {
+            connections: register(
+                registry,
+                IntGauge::with_opts(opts("p2p_exporter_http_connections"))?,
+            ),
+            closed: HTTP_CLOSE_REASONS.map(|r| http_closed.with_label_values(&[r])),
+            accept_errors: ACCEPT_LISTENERS.map(|listener| {
+                ACCEPT_ERROR_REASONS.map(|r| accept_errors.with_label_values(&[listener, r]))
+            }),
+        };
         Ok(Metrics {
             tap,
+            server,
             events_sent: node_counter_vec("p2p_events_sent_total"),
             events_received: node_counter_vec("p2p_events_received_total"),
             lagged: node_counter_vec("p2p_event_channel_lag_total"),

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use futures_util::StreamExt;
 use p2p_observe::{Direction, InventoryItem, MessageKind, Observation, Observer};
 use p2p_recording::Recording;
@@ -27,6 +27,7 @@ use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 use crate::metrics::TapMetrics;
 use crate::node_view::{Accepted, NodeView};
 use crate::recorder::Recorder;
+use crate::server::{self, AcceptBackoff};
 
 /// Connections that have not yet said hello; past it, new ones are refused at once, so a flood of
 /// idle connections costs a bounded number of descriptors and tasks.
@@ -57,6 +58,17 @@ enum Listener {
     Tcp(tokio::net::TcpListener),
 }
 
+/// The tap over TCP is for a node on the sidecar's own host: it has no TLS, so it listens on
+/// loopback only.
+pub fn check_loopback(address: SocketAddr) -> Result<(), String> {
+    if address.ip().is_loopback() {
+        return Ok(());
+    }
+    Err(format!(
+        "the tap is a local protocol without TLS and the sidecar runs on the node's host: listen on loopback (127.0.0.1 or [::1]), not {address}"
+    ))
+}
+
 /// A bound tap source, not yet serving.
 pub struct TapSource {
     listener: Listener,
@@ -69,9 +81,7 @@ impl TapSource {
     pub async fn bind(config: &TapConfig) -> anyhow::Result<TapSource> {
         let listener = match &config.listen {
             TapListen::Tcp(address) => {
-                if !address.ip().is_loopback() && config.token.is_none() {
-                    bail!("refusing to listen for the tap on {address}, which is not loopback, without --tap-token");
-                }
+                check_loopback(*address).map_err(anyhow::Error::msg)?;
                 let listener = tokio::net::TcpListener::bind(address)
                     .await
                     .with_context(|| format!("cannot listen for the tap on {address}"))?;
@@ -85,7 +95,9 @@ impl TapSource {
                 Listener::Unix(listener, path.clone())
             }
             #[cfg(not(unix))]
-            TapListen::Unix { .. } => bail!("Unix sockets need a Unix system; use --tap-listen"),
+            TapListen::Unix { .. } => {
+                anyhow::bail!("Unix sockets need a Unix system; use --tap-listen")
+            }
         };
         Ok(TapSource {
             listener,
@@ -248,6 +260,7 @@ type Frames = FramedRead<Stream, LengthDelimitedCodec>;
 
 async fn accept_loop(listener: Listener, state: Arc<State>) {
     let mut connections = JoinSet::new();
+    let mut backoff = AcceptBackoff::new(server::Listener::Tap);
     loop {
         let accepted: std::io::Result<Stream> = match &listener {
             #[cfg(unix)]
@@ -261,11 +274,12 @@ async fn accept_loop(listener: Listener, state: Arc<State>) {
                 .map(|(stream, _)| Box::new(stream) as _),
         };
         let stream = match accepted {
-            Ok(stream) => stream,
+            Ok(stream) => {
+                backoff.succeeded();
+                stream
+            }
             Err(err) => {
-                // Out of file descriptors and the like: wait rather than spin.
-                tracing::warn!(error = %err, "tap accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                backoff.failed(&state.recorder.metrics().server, &err).await;
                 continue;
             }
         };

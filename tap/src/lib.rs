@@ -24,6 +24,6 @@ pub mod resources;
 pub mod wire;
 
 pub use channel::{ChannelTap, SubscriberTap, SAMPLE_EVERY};
-pub use client::{Endpoint, Tap, TapConfig, TapItem};
+pub use client::{read_token_file, Endpoint, Tap, TapConfig, TapItem};
 pub use p2p_observe::{Direction, DisconnectReason, InvType, MessageKind};
 pub use protocol::{Reject, VERSION};

@@ -302,7 +302,8 @@ async fn labels_come_from_closed_sets() {
         ),
         (
             "reason",
-            // Disconnect reasons, and the tap source's closed sets (rejected lines, client drops).
+            // Disconnect reasons, the tap source's closed sets (rejected lines, client drops), and the
+            // HTTP server's (connection ends, accept errors).
             DisconnectReason::ALL
                 .iter()
                 .map(|r| r.as_str().to_owned())
@@ -311,8 +312,17 @@ async fn labels_come_from_closed_sets() {
                     p2p_contract::TAP_CLIENT_DROP_REASONS
                         .iter()
                         .chain(&p2p_contract::TAP_CLOSE_REASONS)
+                        .chain(&p2p_contract::HTTP_CLOSE_REASONS)
+                        .chain(&p2p_contract::ACCEPT_ERROR_REASONS)
                         .map(|r| (*r).to_owned()),
                 )
+                .collect(),
+        ),
+        (
+            "listener",
+            p2p_contract::ACCEPT_LISTENERS
+                .iter()
+                .map(|r| (*r).to_owned())
                 .collect(),
         ),
         (

@@ -8,6 +8,7 @@ mod dashboards;
 mod http;
 mod push;
 mod replay;
+mod security;
 mod simulate;
 mod stack;
 mod support;

@@ -62,12 +62,47 @@ pub fn http(
     Client::default().request(address, method, path, body)
 }
 
+/// [`http`] with `timeout` for connecting and for each read.
+pub fn http_within(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    timeout: Duration,
+) -> std::io::Result<(u16, String)> {
+    Client::default()
+        .within(timeout)
+        .request(address, method, path, body)
+}
+
+/// The status, head and body of an HTTP/1.1 response read to its end.
+pub fn response(raw: &[u8]) -> (u16, String, String) {
+    let text = String::from_utf8_lossy(raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    (status, head.to_owned(), body)
+}
+
 /// How a test reaches a server: plain HTTP, or HTTPS trusting one CA (for a server whose
 /// certificate names 127.0.0.1), with or without basic auth.
 #[derive(Clone, Default)]
 pub struct Client {
     tls: Option<Arc<rustls::ClientConfig>>,
     authorization: Option<String>,
+    /// For connecting (at most 5 s) and for each read; 30 s when unset.
+    timeout: Option<Duration>,
 }
 
 impl Client {
@@ -83,7 +118,14 @@ impl Client {
         .with_no_client_auth();
         Client {
             tls: Some(Arc::new(config)),
-            authorization: None,
+            ..Client::default()
+        }
+    }
+
+    pub fn within(self, timeout: Duration) -> Client {
+        Client {
+            timeout: Some(timeout),
+            ..self
         }
     }
 
@@ -104,8 +146,9 @@ impl Client {
         path: &str,
         body: &[u8],
     ) -> std::io::Result<(u16, String)> {
-        let stream = TcpStream::connect_timeout(&address, Duration::from_secs(5))?;
-        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let timeout = self.timeout.unwrap_or(Duration::from_secs(30));
+        let stream = TcpStream::connect_timeout(&address, timeout.min(Duration::from_secs(5)))?;
+        stream.set_read_timeout(Some(timeout))?;
         match &self.tls {
             None => self.exchange(stream, address, method, path, body),
             Some(config) => {
@@ -146,21 +189,7 @@ impl Client {
                 other?;
             }
         }
-        let text = String::from_utf8_lossy(&raw).into_owned();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let body = if head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked")
-        {
-            dechunk(body)
-        } else {
-            body.to_owned()
-        };
+        let (status, _, body) = response(&raw);
         Ok((status, body))
     }
 }
@@ -328,21 +357,48 @@ impl Exporter {
     /// Like [`Exporter::start`], but listening on `listen`. Restarting on the same address keeps
     /// Prometheus's `instance` label, as a real sidecar restart does (counters back to zero).
     pub fn start_on(listen: SocketAddr, args: &[&str]) -> Exporter {
-        Exporter::spawn(listen, args, &[])
+        Exporter::spawn(Exporter::command(listen, args))
     }
 
     /// Like [`Exporter::start`], with environment variables set for it.
     pub fn start_with_env(args: &[&str], env: &[(&str, String)]) -> Exporter {
-        Exporter::spawn(SocketAddr::from(([127, 0, 0, 1], 0)), args, env)
+        let mut command = Exporter::command(SocketAddr::from(([127, 0, 0, 1], 0)), args);
+        command.envs(env.iter().map(|(k, v)| (k, v)));
+        Exporter::spawn(command)
     }
 
-    fn spawn(listen: SocketAddr, args: &[&str], env: &[(&str, String)]) -> Exporter {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_p2p-exporter"))
-            .envs(env.iter().map(|(k, v)| (k, v)))
+    /// Like [`Exporter::start`], with at most `descriptors` open files (`ulimit -n`).
+    pub fn start_with_descriptors(descriptors: u64, args: &[&str]) -> Exporter {
+        use std::os::unix::process::CommandExt;
+        let mut command = Exporter::command(SocketAddr::from(([127, 0, 0, 1], 0)), args);
+        // SAFETY: setrlimit is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            command.pre_exec(move || {
+                let limit = libc::rlimit {
+                    rlim_cur: descriptors,
+                    rlim_max: descriptors,
+                };
+                match libc::setrlimit(libc::RLIMIT_NOFILE, &limit) {
+                    0 => Ok(()),
+                    _ => Err(std::io::Error::last_os_error()),
+                }
+            });
+        }
+        Exporter::spawn(command)
+    }
+
+    fn command(listen: SocketAddr, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_p2p-exporter"));
+        command
             .arg("--listen")
             .arg(listen.to_string())
             .args(["--log-format", "json"])
-            .args(args)
+            .args(args);
+        command
+    }
+
+    fn spawn(mut command: Command) -> Exporter {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -14,7 +14,17 @@ use p2p_tap::{Tap, TapConfig};
 
 #[tokio::main]
 async fn main() {
-    let config = TapConfig::from_env().unwrap_or_else(|| TapConfig::new("p2p-tap.sock"));
+    let mut config = TapConfig::from_env().unwrap_or_else(|| TapConfig::new("p2p-tap.sock"));
+    // The sidecar's --tap-token-file, read the same way.
+    if let Some(path) = std::env::var_os("P2P_TAP_TOKEN_FILE") {
+        match p2p_tap::read_token_file(path.as_ref()) {
+            Ok(token) => config.token = Some(token),
+            Err(err) => {
+                eprintln!("stand-in node: P2P_TAP_TOKEN_FILE: {err}");
+                return;
+            }
+        }
+    }
     eprintln!("stand-in node: tap to {}", config.endpoint);
     let tap = Tap::new(config);
     let router = node::Router::new(10, node::EVENT_CHANNEL_SIZE, tap.clone());

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Where the sidecar listens.
@@ -59,7 +59,8 @@ impl From<SocketAddr> for Endpoint {
 #[derive(Clone, Debug)]
 pub struct TapConfig {
     pub endpoint: Endpoint,
-    /// Sent in the hello when the sidecar requires a token.
+    /// Sent in the hello when the sidecar requires a token; [`read_token_file`] reads the one
+    /// the sidecar's `--tap-token-file` names.
     pub token: Option<String>,
     /// The client's name in the hello, for the sidecar's log.
     pub client: String,
@@ -107,5 +108,63 @@ impl TapConfig {
         let mut config = TapConfig::new(Endpoint::parse(&endpoint));
         config.token = std::env::var("P2P_TAP_TOKEN").ok();
         Some(config)
+    }
+}
+
+/// Reads a tap token from a file, the way both sides do (the sidecar's `--tap-token-file`): its
+/// trailing line break is not part of it; an empty file, or one that every user may read, is
+/// refused, since the token only keeps the host's other users off the tap's loopback port.
+pub fn read_token_file(path: &Path) -> std::io::Result<String> {
+    use std::io::{Error, ErrorKind};
+    let text = std::fs::read_to_string(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if std::fs::metadata(path)?.permissions().mode() & 0o004 != 0 {
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                "every user may read it: `chmod o-r` it (0600 or 0640)",
+            ));
+        }
+    }
+    let token = text.strip_suffix('\n').unwrap_or(&text);
+    let token = token.strip_suffix('\r').unwrap_or(token);
+    if token.is_empty() {
+        return Err(Error::new(ErrorKind::InvalidData, "it holds no token"));
+    }
+    Ok(token.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_file_loses_its_line_break_and_must_hold_a_private_token() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("p2p-tap-token-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("token");
+        let write = |text: &str, mode: u32| {
+            std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        write("s3cret\n", 0o600);
+        assert_eq!(read_token_file(&path).unwrap(), "s3cret");
+        write("s3cret\r\n", 0o640);
+        assert_eq!(read_token_file(&path).unwrap(), "s3cret");
+        write(" s3cret ", 0o600);
+        assert_eq!(read_token_file(&path).unwrap(), " s3cret ");
+        write("\n", 0o600);
+        assert_eq!(
+            read_token_file(&path).unwrap_err().kind(),
+            std::io::ErrorKind::InvalidData
+        );
+        write("s3cret\n", 0o644);
+        assert_eq!(
+            read_token_file(&path).unwrap_err().kind(),
+            std::io::ErrorKind::PermissionDenied
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

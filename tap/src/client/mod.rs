@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use p2p_observe::{Direction, DisconnectReason, InvType, InventoryItem, MessageKind};
 
-pub use config::{Endpoint, TapConfig};
+pub use config::{read_token_file, Endpoint, TapConfig};
 
 use crate::announced::Announced;
 use crate::channel::{self, ChannelShared, ChannelTap, Clock, SubscriberShared, SubscriberTap};

@@ -208,6 +208,15 @@ fn label_bound(metric: &str, label: &str) -> Option<usize> {
         ("p2p_tap_connections_closed_total", "reason") => {
             Some(p2p_contract::TAP_CLOSE_REASONS.len())
         }
+        ("p2p_exporter_http_connections_closed_total", "reason") => {
+            Some(p2p_contract::HTTP_CLOSE_REASONS.len())
+        }
+        ("p2p_exporter_accept_errors_total", "listener") => {
+            Some(p2p_contract::ACCEPT_LISTENERS.len())
+        }
+        ("p2p_exporter_accept_errors_total", "reason") => {
+            Some(p2p_contract::ACCEPT_ERROR_REASONS.len())
+        }
         (_, "direction") => Some(2),
         // One process, one version, one source.
         (_, "version" | "source") => Some(1),
