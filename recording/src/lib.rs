@@ -11,7 +11,6 @@
 mod format;
 mod reader;
 mod sink;
-mod window;
 mod writer;
 
 pub use format::*;
@@ -20,5 +19,4 @@ pub use reader::{
     MAX_LINE_BYTES,
 };
 pub use sink::RecordingSink;
-pub use window::{RollingWindow, Taken};
 pub use writer::{Counts, Mode, Recording, RecordingWriter, QUEUE};

@@ -34,7 +34,7 @@ pub struct Counts {
     pub dropped: AtomicU64,
 }
 
-pub(crate) enum Message {
+enum Message {
     Line(Line),
     /// A raw tap line, already checked to be one JSON record.
     Tap(u64, Vec<u8>),
@@ -46,10 +46,8 @@ pub(crate) enum Message {
 pub struct Recording {
     sender: SyncSender<Message>,
     counts: Arc<Counts>,
-    pub(crate) started: Instant,
+    started: Instant,
     mode: Mode,
-    /// Another recording that gets every arrival too (a file and the rolling window).
-    also: Option<Box<Recording>>,
 }
 
 impl Recording {
@@ -73,41 +71,16 @@ impl Recording {
         }
     }
 
-    pub(crate) fn new(sender: SyncSender<Message>, mode: Mode) -> Recording {
-        Recording {
-            sender,
-            counts: Arc::new(Counts::default()),
-            started: Instant::now(),
-            mode,
-            also: None,
-        }
-    }
-
     /// Records `arrival` as arriving now.
     pub fn arrival(&self, arrival: Arrival) {
-        if let Some(also) = &self.also {
-            also.arrival(arrival.clone());
-        }
         let t = self.since_start();
         self.send(Message::Line(Line { t, arrival }));
     }
 
     /// Records one tap line (a decoded, accepted record) as arriving now.
     pub fn tap_line(&self, line: &[u8]) {
-        if let Some(also) = &self.also {
-            also.tap_line(line);
-        }
         let t = self.since_start();
         self.send(Message::Tap(t, line.to_vec()));
-    }
-
-    /// This recording and `other`, both given every arrival from now on.
-    pub fn and(mut self, other: Recording) -> Recording {
-        self.also = Some(Box::new(match self.also.take() {
-            Some(also) => also.and(other),
-            None => other,
-        }));
-        self
     }
 
     pub fn counts(&self) -> &Arc<Counts> {
@@ -118,7 +91,6 @@ impl Recording {
     /// inside its runtime, whose clock is not the one the writer was created on.
     pub fn starting_now(mut self) -> Recording {
         self.started = Instant::now();
-        self.also = self.also.map(|also| Box::new(also.starting_now()));
         self
     }
 }
@@ -138,12 +110,20 @@ impl RecordingWriter {
         serde_json::to_writer(&mut out, header)?;
         out.write_all(b"\n")?;
         let (sender, receiver) = mpsc::sync_channel::<Message>(QUEUE);
-        let recording = Recording::new(sender, mode);
-        let thread_counts = Arc::clone(&recording.counts);
+        let counts = Arc::new(Counts::default());
+        let thread_counts = Arc::clone(&counts);
         let thread = std::thread::Builder::new()
             .name("p2p-recording".into())
             .spawn(move || write_all(out, receiver, &thread_counts))?;
-        Ok(RecordingWriter { recording, thread })
+        Ok(RecordingWriter {
+            recording: Recording {
+                sender,
+                counts,
+                started: Instant::now(),
+                mode,
+            },
+            thread,
+        })
     }
 
     /// A handle for whoever sees the arrivals.
@@ -171,27 +151,6 @@ impl RecordingWriter {
     }
 }
 
-/// One line of the file, without its newline, into `buffer`.
-pub(crate) fn encode(message: Message, buffer: &mut Vec<u8>) -> io::Result<()> {
-    match message {
-        Message::Line(line) => serde_json::to_writer(&mut *buffer, &line)?,
-        Message::Tap(t, raw) => {
-            // The raw record is one JSON value: nest it without parsing it again.
-            write!(buffer, "{{\"t\":{t},\"kind\":\"tap\",\"record\":")?;
-            buffer.extend_from_slice(&raw);
-            buffer.push(b'}');
-        }
-        Message::End(t) => serde_json::to_writer(
-            &mut *buffer,
-            &Line {
-                t,
-                arrival: Arrival::End,
-            },
-        )?,
-    }
-    Ok(())
-}
-
 fn write_all(
     mut out: GzEncoder<BufWriter<File>>,
     receiver: mpsc::Receiver<Message>,
@@ -202,8 +161,29 @@ fn write_all(
     // Stops at the end message, or when every handle is gone without one (no end line then).
     for message in receiver.iter() {
         buffer.clear();
-        let end = matches!(message, Message::End(_));
-        encode(message, &mut buffer)?;
+        let end = match message {
+            Message::Line(line) => {
+                serde_json::to_writer(&mut buffer, &line)?;
+                false
+            }
+            Message::Tap(t, raw) => {
+                // The raw record is one JSON value: nest it without parsing it again.
+                write!(buffer, "{{\"t\":{t},\"kind\":\"tap\",\"record\":")?;
+                buffer.extend_from_slice(&raw);
+                buffer.push(b'}');
+                false
+            }
+            Message::End(t) => {
+                serde_json::to_writer(
+                    &mut buffer,
+                    &Line {
+                        t,
+                        arrival: Arrival::End,
+                    },
+                )?;
+                true
+            }
+        };
         buffer.push(b'\n');
         if failed.is_none() {
             match out.write_all(&buffer) {
@@ -236,7 +216,12 @@ mod tests {
     #[test]
     fn a_full_queue_drops_and_counts_instead_of_waiting() {
         let (sender, _receiver) = mpsc::sync_channel(1);
-        let recording = Recording::new(sender, Mode::NeverBlock);
+        let recording = Recording {
+            sender,
+            counts: Arc::new(Counts::default()),
+            started: Instant::now(),
+            mode: Mode::NeverBlock,
+        };
         for _ in 0..5 {
             recording.arrival(Arrival::End);
         }
