@@ -382,6 +382,7 @@ scrape_configs:
     assert_eq!(
         nodes_per_verdict,
         BTreeMap::from([
+            ("insufficient data", 0.0),
             ("none", 1.0),
             ("deduplicate", 1.0),
             ("segmented fanout", 0.0),

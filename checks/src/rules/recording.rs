@@ -346,10 +346,8 @@ fn decision(t: &Thresholds, n: &Names) -> Vec<Rule> {
             format!("sum by (job) ({COVERAGE} == bool 1)\n/\ncount by (job) ({COVERAGE})\n"),
         ),
         record(
-            &format!(
-                "Nodes per verdict, `insufficient_data` for those whose window is not covered yet. A verdict\n\
-                 no node has gives no sample (the dashboards show 0)."
-            ),
+            "Nodes per verdict, `insufficient_data` for those whose window is not covered yet. A verdict\n\
+             no node has gives no sample (the dashboards show 0).",
             FLEET_NODES,
             fleet_nodes(),
         ),
