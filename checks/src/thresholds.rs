@@ -33,6 +33,18 @@ pub struct Decision {
     pub peers_window: Window,
     #[serde(rename = "for")]
     pub hold: Window,
+    /// The fleet verdict waits until at least this share of the reporting nodes cover the window.
+    pub fleet_nodes_covered: f64,
+}
+
+impl Decision {
+    /// The longest input window: a verdict needs all its inputs, so it waits for this one.
+    pub fn window(&self) -> &Window {
+        [&self.lag_window, &self.duplicate_window, &self.peers_window]
+            .into_iter()
+            .max_by_key(|w| w.seconds())
+            .expect("three windows")
+    }
 }
 
 /// P2PEventLagHigh, the page.

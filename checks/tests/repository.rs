@@ -166,6 +166,10 @@ fn a_threshold_changed_in_the_toml_changes_its_rules_and_nothing_else() {
                 "(1 + 0 * (instance:p2p_inv_duplicate_messages:ratio_rate6h > 0.3))",
                 "(1 + 0 * (instance:p2p_inv_duplicate_messages:ratio_rate6h > 0.25))"
             ),
+            pair(
+                "(1 + 0 * (job:p2p_inv_duplicate_messages:ratio_rate6h > 0.3))",
+                "(1 + 0 * (job:p2p_inv_duplicate_messages:ratio_rate6h > 0.25))"
+            ),
         ]
     );
     assert_eq!(
@@ -182,6 +186,18 @@ fn a_threshold_changed_in_the_toml_changes_its_rules_and_nothing_else() {
             pair(
                 "its events (above 1%), with duplicates at or below 30% and 150 peers or fewer on",
                 "its events (above 1%), with duplicates at or below 25% and 150 peers or fewer on"
+            ),
+            pair(
+                "{{ $value | humanizePercentage }} of their inv messages were duplicates (above 30%). The",
+                "{{ $value | humanizePercentage }} of their inv messages were duplicates (above 25%). The"
+            ),
+            pair(
+                "stayed at or below 30%. The decision framework says: split the channel into typed",
+                "stayed at or below 25%. The decision framework says: split the channel into typed"
+            ),
+            pair(
+                "Duplicates stayed at or below 30% and peers at 150 or fewer on average. The decision",
+                "Duplicates stayed at or below 25% and peers at 150 or fewer on average. The decision"
             ),
         ]
     );
@@ -251,7 +267,7 @@ fn the_runbook_address_and_the_job_selector_are_settings_of_rules_and_dashboards
     dashboards::write(&dir).unwrap();
     let alerts =
         rules_by_name(&std::fs::read_to_string(dir.join("alerts/rules/alerts.yml")).unwrap());
-    assert_eq!(alerts.len(), 16);
+    assert_eq!(alerts.len(), 19);
     for (name, rule) in &alerts {
         assert_eq!(
             rule["annotations"]["runbook_url"].as_str(),

@@ -62,6 +62,7 @@ fn read_repo_file(path: &str) -> String {
 /// | `[15m]`, `[30m]`, `[1h]`, `[6h]`   | `[20s]`       | tap loss, propagation, churn, chain, decision inputs |
 /// | `for: 5m`, `for: 10m`, `for: 15m`  | `for: 5s`     | the page, observer, key metrics, tap |
 /// | `for: 1h`                          | `for: 10s`    | the decision tickets                 |
+/// | `offset 6h`, `21600`, `21599`      | `offset 20s`, `20`, `19` | the decision window's coverage |
 ///
 /// With 1 s scrapes the page's window still holds ten samples, and its confirmation offset still
 /// equals its window, as shipped. Any window the table does not know fails the test, so a new
@@ -74,6 +75,10 @@ fn scale_windows(rules: &str) -> String {
         ("[30m]", "[20s]"),
         ("[1h]", "[20s]"),
         ("[6h]", "[20s]"),
+        // The decision window's coverage: its check 6h back, and the window in seconds.
+        ("offset 6h", "offset 20s"),
+        ("21600", "20"),
+        ("21599", "19"),
         ("for: 5m", "for: 5s"),
         ("for: 10m", "for: 5s"),
         ("for: 15m", "for: 5s"),

@@ -20,8 +20,15 @@ use crate::support::{get, repo_root, sample, samples, wait_for, Exporter, Promet
 /// hours: every duration of a minute or more that follows `[`, `offset ` or `for: ` in the rule
 /// files becomes 15 s (5m, 30m, 1h, 6h -> 15s; the `for:` of alerts and the page's `offset 5m`
 /// alike, so alerts fire too). Shorter durations stay as written. 15 s is 15 scrapes at the test's
-/// 1 s scrape interval: enough samples for every rate().
+/// 1 s scrape interval: enough samples for every rate(). The decision window's length in seconds
+/// (its coverage's divisor, 21600, and the bound below it, 21599) scales with it.
 fn scale_windows(rules: &str) -> String {
+    scale_durations(rules)
+        .replace("21600", "15")
+        .replace("21599", "14")
+}
+
+fn scale_durations(rules: &str) -> String {
     const SCALED: &str = "15s";
     let mut out = String::with_capacity(rules.len());
     let mut rest = rules;
@@ -375,6 +382,7 @@ scrape_configs:
     assert_eq!(
         nodes_per_verdict,
         BTreeMap::from([
+            ("insufficient data", 0.0),
             ("none", 1.0),
             ("deduplicate", 1.0),
             ("segmented fanout", 0.0),

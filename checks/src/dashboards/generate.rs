@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::config::*;
 use super::grafana::{row, Dashboard, Panel};
-use crate::rules::{Names, VERDICT};
+use crate::rules::{Names, COVERAGE, VERDICT};
 use crate::thresholds::percent;
 
 /// Writes PromQL with the shared selector, so no query can forget it.
@@ -46,7 +46,9 @@ impl Queries {
 }
 
 /// The verdict of `instance:p2p_decision:verdict`, as the recording rule numbers it.
-const VERDICTS: [(i64, &str, &str); 4] = [
+/// -1 is the dashboards' own: a node whose window is not covered yet has no verdict.
+const VERDICTS: [(i64, &str, &str); 5] = [
+    (-1, "insufficient data", "text"),
     (0, "none", "green"),
     (1, "deduplicate", "orange"),
     (2, "segmented fanout", "purple"),
@@ -90,8 +92,13 @@ pub fn dashboards(thresholds: &Thresholds) -> Vec<(DashboardId, Value)> {
 type Rows = Vec<super::grafana::Row>;
 
 fn decision(q: &Queries, t: &Thresholds) -> (DashboardId, &'static str, Rows) {
-    let verdict = q.series(VERDICT);
-    let nodes_with = |code: i64| format!("count({verdict} == {code}) or vector(0)");
+    let coverage = q.series(COVERAGE);
+    // The verdict, or -1 (insufficient data) for a node whose window is not covered yet.
+    let verdict = format!(
+        "{} or on (job, instance) (-1 + 0 * {coverage})",
+        q.series(VERDICT)
+    );
+    let nodes_with = |code: i64| format!("count(({verdict}) == {code}) or vector(0)");
     let mut testnet = Panel::bargauge(
         "Nodes per verdict (testnet)",
         "How many of the selected nodes currently get each verdict.",
@@ -123,13 +130,22 @@ fn decision(q: &Queries, t: &Thresholds) -> (DashboardId, &'static str, Rows) {
             vec![
                 Panel::stat(
                     "Verdict per node",
-                    "The decision framework's current verdict for each node (instance:p2p_decision:verdict).",
+                    "The decision framework's current verdict for each node (instance:p2p_decision:verdict); insufficient data until its inputs cover the decision window.",
                     NO_UNIT,
                 )
-                .size(10, 7)
+                .size(6, 7)
                 .query(verdict.clone(), "{{instance}}")
                 .mappings(&VERDICTS)
                 .link("Runbook", &t.rules.runbook_url),
+                Panel::stat(
+                    "Decision window covered per node",
+                    "How much of the decision window Prometheus holds each node's inputs for (instance:p2p_decision:coverage_ratio): below 100%, no verdict.",
+                    RATIO,
+                )
+                .size(4, 7)
+                .query(coverage.clone(), "{{instance}}")
+                .min(0.0)
+                .max(1.0),
                 testnet,
                 Panel::text(
                     "Decision framework",

@@ -3,7 +3,7 @@
 //! thresholds.toml as well, so a changed threshold cannot leave a summary stating the old one.
 
 use super::yaml::{Alert, Group, Kind, Rule, RuleFile};
-use super::{Names, VERDICT};
+use super::{Names, COVERAGE, FLEET_COVERAGE, FLEET_NODES, FLEET_VERDICT, VERDICT};
 use crate::thresholds::{bytes_text, duration_text, percent, Thresholds, Window};
 
 const HEADER: &str = "\
@@ -75,7 +75,7 @@ pub fn file(t: &Thresholds, n: &Names) -> RuleFile {
             Group {
                 comment: None,
                 name: "p2p-decision.alerts",
-                rules: decision(t, n),
+                rules: decision(t, n).into_iter().chain(fleet(t, n)).collect(),
             },
             Group {
                 comment: None,
@@ -136,7 +136,7 @@ fn page(t: &Thresholds, n: &Names) -> Rule {
                     "\n",
                     r#"Current decision verdict (0 none, 1 deduplicate, 2 segmented fanout, 3 grow channel):"#,
                     "\n",
-                    r#"{{{{ with printf "{VERDICT}{{job=%q,instance=%q}}" $labels.job $labels.instance | query }}}}{{{{ . | first | value }}}}{{{{ else }}}}not yet computed{{{{ end }}}}."#,
+                    r#"{{{{ with printf "{VERDICT}{{job=%q,instance=%q}}" $labels.job $labels.instance | query }}}}{{{{ . | first | value }}}}{{{{ else }}}}none yet, {{{{ with printf "{COVERAGE}{{job=%q,instance=%q}}" $labels.job $labels.instance | query }}}}insufficient data ({{{{ . | first | value | humanizePercentage }}}} of the decision window covered){{{{ else }}}}no decision inputs{{{{ end }}}}{{{{ end }}}}."#,
                 ),
                 spelt = p.window.spelt(),
                 adjective = p.window.adjective(),
@@ -145,6 +145,7 @@ fn page(t: &Thresholds, n: &Names) -> Rule {
                 lag = lag,
                 confirmed = confirmed,
                 VERDICT = VERDICT,
+                COVERAGE = COVERAGE,
             ),
         },
     )
@@ -238,6 +239,88 @@ fn decision(t: &Thresholds, n: &Names) -> Vec<Rule> {
         w = d.lag_window,
         hold = d.hold,
         hold_spelt = d.hold.spelt(),
+    );
+    rules
+}
+
+/// The decision framework on the testnet's inputs as three tickets, one job each.
+fn fleet(t: &Thresholds, n: &Names) -> Vec<Rule> {
+    let d = &t.decision;
+    let lag = percent(d.lag_ratio);
+    let dup = percent(d.duplicate_ratio);
+    let peers = d.average_peers.to_string();
+    let w = d.window().spelt();
+    let of_job = |record: &str, then: &str| {
+        format!(
+            r#"{{{{ with printf "{record}{{job=%q}}" $labels.job | query }}}}{{{{ . | first | value{then} }}}}{{{{ end }}}}"#
+        )
+    };
+    // Every fleet ticket opens with the evidence: the lost share and the nodes behind it.
+    let evidence = format!(
+        concat!(
+            r#"Over the last {w} the nodes of job {{{{ $labels.job }}}} with a covered window ({covered} of those reporting) lost {lost} of the events sent to them (above {lag});"#,
+            "\n",
+            r#"{lagging} of them lost more than {lag} each."#,
+        ),
+        w = w,
+        covered = of_job(FLEET_COVERAGE, " | humanizePercentage"),
+        lost = of_job(&n.fleet_lag, " | humanizePercentage"),
+        lagging = of_job(&n.fleet_nodes_lagging, " | humanizePercentage"),
+        lag = lag,
+    );
+    let ticket = |name: &'static str,
+                  code: u8,
+                  scenario: &str,
+                  what: &str,
+                  input: &str,
+                  then: String| {
+        alert(
+            t,
+            Spec {
+                comment: String::new(),
+                name,
+                expr: format!("{input}\nand on (job)\n{FLEET_VERDICT} == {code}\n"),
+                hold: &d.hold,
+                severity: "warning",
+                summary: format!(
+                    "Decision for the testnet (job {{{{ $labels.job }}}}): {what} (scaling document Scenario {scenario})."
+                ),
+                description: format!("{evidence}\n{then}"),
+            },
+        )
+    };
+    let mut rules = vec![
+        ticket(
+            "P2PFleetDecisionDeduplicate",
+            1,
+            "A",
+            "implement inv deduplication",
+            &n.fleet_duplicate_messages,
+            format!("{{{{ $value | humanizePercentage }}}} of their inv messages were duplicates (above {dup}). The decision framework says: deduplicate inventory (estimated 2-3 weeks)."),
+        ),
+        ticket(
+            "P2PFleetDecisionSegmentedFanout",
+            2,
+            "B",
+            "implement segmented fanout",
+            &n.fleet_peers,
+            format!(r#"They had {{{{ $value | printf "%.0f" }}}} peers on average (above {peers}), while duplicates stayed at or below {dup}. The decision framework says: split the channel into typed channels (estimated 3-4 weeks)."#),
+        ),
+        ticket(
+            "P2PFleetDecisionGrowChannel",
+            3,
+            "C",
+            "increase EVENT_CHANNEL_SIZE",
+            &n.fleet_lag,
+            format!("Duplicates stayed at or below {dup} and peers at {peers} or fewer on average. The decision framework says: grow the channel (estimated 5 minutes)."),
+        ),
+    ];
+    rules[0].comment = format!(
+        "The same framework for the testnet as a whole (the scaling document's testnet_metrics): one\n\
+         ticket per job from {FLEET_VERDICT}, which exists only while at least {} of the\n\
+         reporting nodes cover the {w} window ({FLEET_NODES} counts them per verdict).",
+        percent(d.fleet_nodes_covered),
+        w = d.window(),
     );
     rules
 }

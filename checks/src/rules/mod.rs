@@ -27,10 +27,35 @@ pub struct Names {
     pub duplicate_messages_decision: String,
     pub peers_decision: String,
     pub tap_lost: String,
+    /// Across the nodes of a job whose window is covered: events lost / events sent.
+    pub fleet_lag: String,
+    /// The share of those nodes whose worst subscriber lags above the decision's ratio.
+    pub fleet_nodes_lagging: String,
+    pub fleet_duplicate_messages: String,
+    /// The mean over those nodes of each one's average peers.
+    pub fleet_peers: String,
 }
 
 /// The framework's verdict as one series: 0 none, 1 deduplicate, 2 segmented fanout, 3 grow.
+/// Absent while the node's inputs do not yet cover the decision window.
 pub const VERDICT: &str = "instance:p2p_decision:verdict";
+/// The scrape time of a node's decision inputs, recorded at every evaluation: its oldest value in
+/// the window says since when Prometheus holds them.
+pub const INPUT_TIMESTAMP: &str = "instance:p2p_decision_inputs:timestamp_seconds";
+/// How much of the decision window a node's inputs cover, in seconds (the window once covered).
+pub const COVERED: &str = "instance:p2p_decision:covered_seconds";
+/// The same as a share of the window: 1 exactly once covered, when the verdict exists.
+pub const COVERAGE: &str = "instance:p2p_decision:coverage_ratio";
+/// The testnet's verdict (per job), numbered as the node's.
+pub const FLEET_VERDICT: &str = "job:p2p_decision:verdict";
+/// The share of a job's reporting nodes whose inputs cover the window.
+pub const FLEET_COVERAGE: &str = "job:p2p_decision:coverage_ratio";
+/// Nodes of a job per verdict, `verdict` one of VERDICT_LABELS or `insufficient_data`.
+pub const FLEET_NODES: &str = "job:p2p_decision:nodes";
+/// The `verdict` label of FLEET_NODES for each verdict code, in code order.
+pub const VERDICT_LABELS: [&str; 4] = ["none", "deduplicate", "segmented_fanout", "grow_channel"];
+/// The `verdict` label of FLEET_NODES for the nodes without a verdict yet.
+pub const INSUFFICIENT: &str = "insufficient_data";
 
 impl Names {
     pub fn new(t: &Thresholds) -> Names {
@@ -56,6 +81,19 @@ impl Names {
                 t.decision.peers_window
             ),
             tap_lost: format!("instance:p2p_tap_records_lost:ratio_rate{}", t.tap.window),
+            fleet_lag: format!(
+                "job:p2p_event_channel_lag:ratio_rate{}",
+                t.decision.lag_window
+            ),
+            fleet_nodes_lagging: format!(
+                "job:p2p_nodes_lagging:ratio_rate{}",
+                t.decision.lag_window
+            ),
+            fleet_duplicate_messages: format!(
+                "job:p2p_inv_duplicate_messages:ratio_rate{}",
+                t.decision.duplicate_window
+            ),
+            fleet_peers: format!("job:p2p_peers:avg_over_time{}", t.decision.peers_window),
         }
     }
 }

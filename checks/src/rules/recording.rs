@@ -2,8 +2,11 @@
 //! (docs/instrumentation.md lists them).
 
 use super::yaml::{Group, Kind, Rule, RuleFile};
-use super::{Names, VERDICT};
-use crate::thresholds::{percent, Thresholds};
+use super::{
+    Names, COVERAGE, COVERED, FLEET_COVERAGE, FLEET_NODES, FLEET_VERDICT, INPUT_TIMESTAMP,
+    INSUFFICIENT, VERDICT, VERDICT_LABELS,
+};
+use crate::thresholds::{percent, Thresholds, Window};
 
 const HEADER: &str = "\
 Recording rules of the P2P observability stack. Names follow `level:metric:operations` and are the
@@ -246,26 +249,13 @@ pub fn file(t: &Thresholds, n: &Names) -> RuleFile {
             },
             Group {
                 comment: Some(format!(
-                    "Its own group: it reads the recorded {} inputs, at most one evaluation interval old, which is\n\
-                     nothing against a {} window.",
-                    d.lag_window, d.lag_window
+                    "Its own group, evaluated in order: it reads the recorded {w} inputs, at most one evaluation\n\
+                     interval old, which is nothing against a {w} window; each rule here reads the ones above it\n\
+                     from the same evaluation.",
+                    w = d.lag_window,
                 )),
                 name: "p2p-decision.rules",
-                rules: vec![record(
-                    &format!(
-                        "The scaling document's decision framework as a number, from the {w} inputs:\n  \
-                           0 none (lag at or below {lag}), 1 deduplicate (duplicates above {dup}),\n  \
-                           2 segmented fanout (else average peers above {peers}), 3 grow the channel (else).\n\
-                         `or` keeps the left-most branch that has a sample for an instance, which gives the\n\
-                         framework's priority. No lag data (no events at all) gives no verdict.",
-                        w = d.lag_window,
-                        lag = percent(d.lag_ratio),
-                        dup = percent(d.duplicate_ratio),
-                        peers = d.average_peers,
-                    ),
-                    VERDICT,
-                    verdict(t, n),
-                )],
+                rules: decision(t, n),
             },
         ],
     }
@@ -288,29 +278,193 @@ fn tap_lost(window: &str) -> String {
     )
 }
 
-fn verdict(t: &Thresholds, n: &Names) -> String {
+/// The node's coverage, its verdict, and the fleet's inputs and verdict.
+fn decision(t: &Thresholds, n: &Names) -> Vec<Rule> {
     let d = &t.decision;
-    let lagging = format!("({} > {})", n.worst_lag_decision, d.lag_ratio);
+    let w = d.window();
+    let covered_nodes = format!("({COVERAGE} == 1)");
+    // A per-node sum over the decision window, of the covered nodes only.
+    let of_covered = |metric: &str, window: &Window| {
+        format!(
+            "sum by (job) (\n    sum by (job, instance) (rate({metric}[{window}]))\n  and on (job, instance)\n    {covered_nodes}\n)\n"
+        )
+    };
+    let lag = &d.lag_window;
+    vec![
+        record(
+            "When the node's decision inputs were last scraped. Its oldest value in the window says since\n\
+             when Prometheus holds them; recorded (not computed from the raw series) so that the coverage\n\
+             below needs no subquery.",
+            INPUT_TIMESTAMP,
+            "max by (job, instance) (timestamp(p2p_events_received_total))".to_owned(),
+        ),
+        record(
+            &format!(
+                "How much of the {w} decision window the inputs cover, in seconds. Covered ({s} exactly)\n\
+                 once the inputs existed {w} ago (`offset {w}`, so one evaluation interval cannot make it\n\
+                 flicker); until then the time since the oldest timestamp in the window, held below {s}.\n\
+                 Only for a node whose inputs are current. Gaps inside the window are not subtracted:\n\
+                 rate() and avg_over_time() span them, as they span an exporter restart.",
+                s = w.seconds(),
+            ),
+            COVERED,
+            format!(
+                "(\n    {s} + 0 * ({INPUT_TIMESTAMP} offset {w})\n  or\n    clamp_max(time() - min_over_time({INPUT_TIMESTAMP}[{w}]), {below})\n)\nand on (job, instance)\n{INPUT_TIMESTAMP}\n",
+                s = w.seconds(),
+                below = w.seconds() - 1,
+            ),
+        ),
+        record(
+            &format!(
+                "The share of the {w} window covered: below 1 the node has insufficient data and no verdict."
+            ),
+            COVERAGE,
+            format!("{COVERED} / {}", w.seconds()),
+        ),
+        record(
+            &format!(
+                "The scaling document's decision framework as a number, from the {w} inputs:\n  \
+                   0 none (lag at or below {lag}), 1 deduplicate (duplicates above {dup}),\n  \
+                   2 segmented fanout (else average peers above {peers}), 3 grow the channel (else).\n\
+                 `or` keeps the left-most branch that has a sample for an instance, which gives the\n\
+                 framework's priority. No lag data (no events at all) gives no verdict, and neither does a\n\
+                 window not yet covered (insufficient data: {COVERAGE} below 1).",
+                w = lag,
+                lag = percent(d.lag_ratio),
+                dup = percent(d.duplicate_ratio),
+                peers = d.average_peers,
+            ),
+            VERDICT,
+            format!(
+                "(\n{}\n)\nand on (job, instance)\n{covered_nodes}\n",
+                indent(&verdict(t, "job, instance", &n.worst_lag_decision, &n.duplicate_messages_decision, &n.peers_decision), "    ")
+            ),
+        ),
+        record(
+            "The testnet (one job): the share of its reporting nodes whose inputs cover the window.",
+            FLEET_COVERAGE,
+            format!("sum by (job) ({COVERAGE} == bool 1)\n/\ncount by (job) ({COVERAGE})\n"),
+        ),
+        record(
+            "Nodes per verdict, `insufficient_data` for those whose window is not covered yet. A verdict\n\
+             no node has gives no sample (the dashboards show 0).",
+            FLEET_NODES,
+            fleet_nodes(),
+        ),
+        record(
+            &format!(
+                "The scaling document's testnet_metrics.event_lag_rate: events lost / events sent, summed over\n\
+                 the covered nodes (their subscribers'), over {lag}. A busy node weighs as its traffic does."
+            ),
+            &n.fleet_lag,
+            format!(
+                "{}/\n(\n{}\n  > 0\n)\n",
+                of_covered("p2p_event_channel_lag_total", lag),
+                indent(
+                    &of_covered_sum(&covered_nodes, lag),
+                    "    "
+                ),
+            ),
+        ),
+        record(
+            &format!(
+                "The share of the covered nodes whose worst subscriber lost more than {} over {lag}.",
+                percent(d.lag_ratio)
+            ),
+            &n.fleet_nodes_lagging,
+            format!(
+                "sum by (job) (\n    ({} > bool {})\n  and on (job, instance)\n    {covered_nodes}\n)\n/\ncount by (job) (\n    {}\n  and on (job, instance)\n    {covered_nodes}\n)\n",
+                n.worst_lag_decision, d.lag_ratio, n.worst_lag_decision,
+            ),
+        ),
+        record(
+            &format!(
+                "Duplicate inv messages / inv messages checked, summed over the covered nodes, over {}.",
+                d.duplicate_window
+            ),
+            &n.fleet_duplicate_messages,
+            format!(
+                "{}/\n(\n{}\n  > 0\n)\n",
+                of_covered("p2p_inv_duplicate_messages_total", &d.duplicate_window),
+                indent(&of_covered("p2p_inv_checked_messages_total", &d.duplicate_window), "    "),
+            ),
+        ),
+        record(
+            &format!(
+                "The covered nodes' average peers over {}, averaged over those nodes.",
+                d.peers_window
+            ),
+            &n.fleet_peers,
+            format!(
+                "avg by (job) ({} and on (job, instance) {covered_nodes})",
+                n.peers_decision
+            ),
+        ),
+        record(
+            &format!(
+                "The framework on the testnet's inputs, numbered as the node's verdict. No verdict until\n\
+                 at least {} of the reporting nodes cover the window.",
+                percent(d.fleet_nodes_covered)
+            ),
+            FLEET_VERDICT,
+            format!(
+                "(\n{}\n)\nand on (job)\n({FLEET_COVERAGE} >= {})\n",
+                indent(&verdict(t, "job", &n.fleet_lag, &n.fleet_duplicate_messages, &n.fleet_peers), "    "),
+                d.fleet_nodes_covered
+            ),
+        ),
+    ]
+}
+
+/// Lagged + received per node, summed over the covered nodes.
+fn of_covered_sum(covered_nodes: &str, window: &Window) -> String {
+    format!(
+        "sum by (job) (\n    (\n        sum by (job, instance) (rate(p2p_event_channel_lag_total[{window}]))\n      + sum by (job, instance) (rate(p2p_events_received_total[{window}]))\n    )\n  and on (job, instance)\n    {covered_nodes}\n)\n"
+    )
+}
+
+fn fleet_nodes() -> String {
+    let mut branches: Vec<String> = VERDICT_LABELS
+        .iter()
+        .enumerate()
+        .map(|(code, label)| {
+            format!(r#"label_replace(count by (job) ({VERDICT} == {code}), "verdict", "{label}", "", "")"#)
+        })
+        .collect();
+    branches.push(format!(
+        r#"label_replace(count by (job) ({COVERAGE} < 1), "verdict", "{INSUFFICIENT}", "", "")"#
+    ));
+    branches.join("\nor\n") + "\n"
+}
+
+fn indent(text: &str, by: &str) -> String {
+    text.lines()
+        .map(|line| format!("{by}{line}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The framework over three inputs that share the labels `on`.
+fn verdict(t: &Thresholds, on: &str, lag: &str, duplicates: &str, peers: &str) -> String {
+    let d = &t.decision;
+    let lagging = format!("({lag} > {})", d.lag_ratio);
     format!(
         "(\n    \
-             (1 + 0 * ({dup} > {dup_ratio}))\n  \
-           and on (job, instance)\n    \
+             (1 + 0 * ({duplicates} > {dup_ratio}))\n  \
+           and on ({on})\n    \
              {lagging}\n\
          )\n\
          or\n\
          (\n    \
              (2 + 0 * ({peers} > {average_peers}))\n  \
-           and on (job, instance)\n    \
+           and on ({on})\n    \
              {lagging}\n\
          )\n\
          or\n\
          (3 + 0 * {lagging})\n\
          or\n\
-         (0 * {lag})\n",
-        dup = n.duplicate_messages_decision,
+         (0 * {lag})",
         dup_ratio = d.duplicate_ratio,
-        peers = n.peers_decision,
         average_peers = d.average_peers,
-        lag = n.worst_lag_decision,
     )
 }
