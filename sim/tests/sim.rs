@@ -464,3 +464,11 @@ fn the_reports_memory_figures_follow_from_the_nodes_types() {
     let two = p2p_sim::figures::figures(std::slice::from_ref(&two), &two);
     assert_eq!(two.zero_copy_memory_saving, 0.5);
 }
+
+#[test]
+fn steady_overload_is_fixed_only_by_running_several_consumer_loops() {
+    assert_eq!(
+        under_1pct("steady-overload"),
+        ["segmented", "sharded", "actor"]
+    );
+}
