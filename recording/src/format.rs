@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use p2p_router::block::decode_block_header;
-use p2p_router::{BlockHeader, InventoryItem, NetMessage, PeerId, VersionInfo};
+use p2p_router::{BlockHeader, InventoryItem, NetMessage, PeerId, Version};
 use p2p_tap::wire::{Hash, WireInvType, WireMessageKind};
 use p2p_workload::ConsumerCost;
 use serde::{Deserialize, Serialize};
@@ -248,10 +248,7 @@ pub fn rebuild_message(
         height: 0,
     };
     match kind {
-        WireMessageKind::Version => NetMessage::Version(VersionInfo {
-            protocol: 0,
-            best_height: 0,
-        }),
+        WireMessageKind::Version => NetMessage::Version(Version::new(0, 0)),
         WireMessageKind::VerAck => NetMessage::VerAck,
         WireMessageKind::GetHeaders => NetMessage::GetHeaders {
             locator: vec![[0; 32]; size],

@@ -43,16 +43,54 @@ pub struct NodeAddr {
     pub services: u64,
 }
 
+/// What the router keeps of a peer's handshake.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VersionInfo {
     pub protocol: u32,
     pub best_height: u64,
 }
 
+/// A `version` message with every field the node's handshake carries. It is the largest
+/// message, so it sets the size of every `NetMessage` and of every broadcast slot: the fields
+/// are here for their layout as much as for their content.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Version {
+    pub protocol: u32,
+    pub services: u64,
+    pub timestamp: i64,
+    pub receiver: NodeAddr,
+    pub sender: NodeAddr,
+    pub nonce: u64,
+    pub user_agent: String,
+    pub best_height: u64,
+    pub auth_tag: [u8; 32],
+}
+
+impl Version {
+    /// A handshake announcing `protocol` and `best_height`; addresses unspecified, the rest zero.
+    pub fn new(protocol: u32, best_height: u64) -> Version {
+        let unspecified = NodeAddr {
+            address: SocketAddr::from(([0, 0, 0, 0], 0)),
+            services: 0,
+        };
+        Version {
+            protocol,
+            services: 0,
+            timestamp: 0,
+            receiver: unspecified.clone(),
+            sender: unspecified,
+            nonce: 0,
+            user_agent: String::new(),
+            best_height,
+            auth_tag: [0; 32],
+        }
+    }
+}
+
 /// A protocol message, one variant per message of the node's wire protocol.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NetMessage {
-    Version(VersionInfo),
+    Version(Version),
     VerAck,
     GetHeaders {
         locator: Vec<[u8; 32]>,
@@ -68,7 +106,7 @@ pub enum NetMessage {
     Tx(Vec<u8>),
     Block(Vec<u8>),
     Reject {
-        code: u8,
+        code: u16,
         reason: String,
     },
 }
@@ -124,9 +162,25 @@ pub enum PeerEvent {
     },
 }
 
+/// Bytes one slot of a `tokio::sync::broadcast` channel of `T` occupies: tokio keeps each value
+/// as `Mutex<Slot { rem: usize, pos: u64, val: Option<T> }>` (std's mutex: tokio's `parking_lot`
+/// feature is off), and allocates every slot when the channel is created.
+pub const fn broadcast_slot_bytes<T>() -> usize {
+    std::mem::size_of::<std::sync::Mutex<(usize, u64, Option<T>)>>()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_event_has_the_nodes_layout() {
+        // The node's handshake fields set the size of every message and event.
+        assert_eq!(std::mem::size_of::<Version>(), 176);
+        assert_eq!(std::mem::size_of::<NetMessage>(), 176);
+        assert_eq!(std::mem::size_of::<PeerEvent>(), 184);
+        assert_eq!(broadcast_slot_bytes::<PeerEvent>(), 208);
+    }
 
     #[test]
     fn peer_id_shows_as_16_hex_digits() {

@@ -47,12 +47,7 @@ fn record_run(
     let duration = options.duration.unwrap_or(scenario.duration);
     let ticks = (duration.as_nanos() / TICK.as_nanos()).max(1) as u32;
     let header = Header {
-        capacity: match kind {
-            DesignKind::Broadcast4096 => Some(4096),
-            DesignKind::Broadcast8192 => Some(8192),
-            DesignKind::Segmented | DesignKind::Sharded | DesignKind::Actor => None,
-            _ => Some(2048),
-        },
+        capacity: kind.capacity().map(|c| c as u64),
         max_peers: Some(scenario.max_peers() as u64),
         scenario: Some(scenario.name.to_owned()),
         design: Some(kind.name().to_owned()),

@@ -133,7 +133,14 @@ pub async fn drive(
             progress(tick as f64 / ticks as f64);
         }
     }
-    stats.finish(name, series, peers_sum as f64 / ticks as f64, held_peak)
+    let busy = feed.design().consumer_busy(Instant::now());
+    stats.finish(
+        name,
+        series,
+        peers_sum as f64 / ticks as f64,
+        held_peak,
+        busy,
+    )
 }
 
 /// The same scenario and design in real time, reporting to `observer` (the exporter's recorder),

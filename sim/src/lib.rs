@@ -8,6 +8,7 @@ pub mod channel;
 pub mod cli;
 pub mod design;
 pub mod driver;
+pub mod figures;
 pub mod replay;
 pub mod report;
 pub mod scenario;

@@ -1,7 +1,6 @@
 //! Scenario x design runs, the decision framework's verdict on the baseline, the channel-size
 //! recommendation, and the three renderings: a terminal table, JSON and a self-contained HTML page.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -10,13 +9,15 @@ use serde::Serialize;
 
 use crate::design::{Broadcast, DesignKind};
 use crate::driver::{run_design, Build};
+use crate::figures::{figures, Figures};
 use crate::scenario::Scenario;
-use crate::stats::{RunResult, LAG_RATIO_TARGET};
+use crate::stats::RunResult;
 
 /// The node's router as it is: what the decision framework judges.
 pub const BASELINE: DesignKind = DesignKind::Broadcast2048;
-/// Largest channel the recommendation tries: 2^20 events.
-const MAX_EXPONENT: u32 = 20;
+/// The channel the size answer is measured on, and the one it moves to when a backlog outgrows
+/// that: 2^16 and 2^20 events.
+const MEASURED_ON: [usize; 2] = [1 << 16, 1 << 20];
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Baseline {
@@ -30,13 +31,77 @@ pub struct Baseline {
     pub verdict: String,
 }
 
-/// The smallest broadcast capacity (tokio rounds capacities up to a power of two) that kept lag
-/// under 1%, found by bisection over powers of two; `None` when even 2^20 did not.
+/// What channel the node's router needs on this traffic, from one run of it on a channel large
+/// enough to lose nothing. Two answers, neither of which grows with the length of the run:
+///
+/// - **steady overload**: events arrive faster than the consumer handles them over the window;
+///   the backlog grows for as long as the traffic lasts and no capacity fixes it;
+/// - **burst absorption**: otherwise, the largest backlog the traffic built, and the power of
+///   two (tokio rounds capacities up to one) that holds it: on that channel nothing is lost.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Recommendation {
+pub struct ChannelSize {
+    /// Events sent per second of the window.
+    pub arrival_rate: f64,
+    /// Events the consumer handled per second it was busy.
+    pub service_rate: f64,
+    /// Arrival rate over service rate.
+    pub load: f64,
+    pub steady_overload: bool,
+    /// The largest backlog the traffic built; none under steady overload (there it only says
+    /// how long the run was).
+    pub peak_backlog: Option<u64>,
+    /// The power of two that holds the backlog; none under steady overload, or when the backlog
+    /// outgrew the largest channel measured.
     pub capacity: Option<usize>,
-    /// (capacity, lag ratio) of every capacity the search ran.
-    pub tried: Vec<(usize, f64)>,
+    /// The channel the figures were measured on.
+    pub measured_on: usize,
+}
+
+impl ChannelSize {
+    fn of(run: &RunResult, measured_on: usize) -> ChannelSize {
+        let window = run.series.last().map_or(0.0, |s| s.t_seconds);
+        let busy = run.consumer_busy_seconds.unwrap_or(window);
+        let arrival_rate = run.events_sent as f64 / window.max(f64::MIN_POSITIVE);
+        let service_rate = if busy > 0.0 {
+            run.events_received as f64 / busy
+        } else {
+            f64::INFINITY
+        };
+        let load = arrival_rate / service_rate;
+        let steady_overload = load >= 1.0;
+        let held = !steady_overload && run.events_lost == 0;
+        ChannelSize {
+            arrival_rate,
+            service_rate,
+            load,
+            steady_overload,
+            peak_backlog: (!steady_overload).then_some(run.peak_queued),
+            capacity: held.then(|| (run.peak_queued as usize).next_power_of_two()),
+            measured_on,
+        }
+    }
+
+    /// The answer in plain words.
+    pub fn describe(&self) -> String {
+        let rates = format!(
+            "events arrive at {:.0}/s, the consumer handles {:.0}/s while busy (load {:.0}%)",
+            self.arrival_rate,
+            self.service_rate,
+            self.load * 100.0
+        );
+        match (self.steady_overload, self.capacity, self.peak_backlog) {
+            (true, _, _) => format!(
+                "steady overload: {rates}; the backlog grows for as long as this traffic lasts, so no channel size fixes it"
+            ),
+            (false, Some(capacity), Some(backlog)) => format!(
+                "bursts built a backlog of at most {backlog} events; a channel of {capacity} holds it and loses nothing ({rates})"
+            ),
+            _ => format!(
+                "a burst built a backlog beyond {} events: no channel up to that size holds it ({rates})",
+                self.measured_on
+            ),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -48,7 +113,9 @@ pub struct ScenarioReport {
     pub baseline: Baseline,
     /// Designs whose worst subscriber lagged under 1%.
     pub under_1pct_lag: Vec<String>,
-    pub channel_size: Recommendation,
+    pub channel_size: ChannelSize,
+    /// The scaling document's memory and pressure figures on this traffic.
+    pub figures: Figures,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -125,7 +192,8 @@ pub fn scenario_report(
         baseline_run.duplicate_ratio,
         baseline_run.average_peers,
     );
-    let channel_size = recommend(&runs, &baseline_run, run, progress);
+    let channel_size = channel_size(run, progress);
+    let figures = figures(&runs, &baseline_run);
     runs.sort_by_key(|r| DesignKind::parse(&r.design));
     ScenarioReport {
         scenario: name.to_owned(),
@@ -145,31 +213,15 @@ pub fn scenario_report(
         },
         runs,
         channel_size,
+        figures,
     }
 }
 
-/// Bisection over capacities 2^0..2^20, reusing the broadcast runs already made.
-fn recommend(
-    runs: &[RunResult],
-    baseline: &RunResult,
-    run: Runner<'_>,
-    progress: &mut dyn FnMut(&str, f64),
-) -> Recommendation {
-    let mut lag: BTreeMap<u32, f64> = BTreeMap::new();
-    lag.insert(11, baseline.lag_ratio);
-    for (kind, exponent) in [
-        (DesignKind::Broadcast4096, 12),
-        (DesignKind::Broadcast8192, 13),
-    ] {
-        if let Some(r) = runs.iter().find(|r| r.design == kind.name()) {
-            lag.insert(exponent, r.lag_ratio);
-        }
-    }
-    let mut lag_at = |exponent: u32| -> f64 {
-        if let Some(known) = lag.get(&exponent) {
-            return *known;
-        }
-        let capacity = 1usize << exponent;
+/// Runs the node's router on a channel that loses nothing (2^16 events, then 2^20 when a burst
+/// outgrows that and the consumer is not overloaded) and reads the channel size off it.
+fn channel_size(run: Runner<'_>, progress: &mut dyn FnMut(&str, f64)) -> ChannelSize {
+    let mut size = None;
+    for capacity in MEASURED_ON {
         let name = format!("broadcast-{capacity}");
         let result = run(
             &name,
@@ -178,29 +230,14 @@ fn recommend(
             },
             &mut |done| progress(&name, done),
         );
-        lag.insert(exponent, result.lag_ratio);
-        result.lag_ratio
-    };
-    // Lag only falls as the channel grows: find the first power of two under 1%.
-    let (mut low, mut high) = if lag_at(11) < LAG_RATIO_TARGET {
-        (0, 11)
-    } else if lag_at(MAX_EXPONENT) < LAG_RATIO_TARGET {
-        (12, MAX_EXPONENT)
-    } else {
-        (MAX_EXPONENT + 1, MAX_EXPONENT + 1)
-    };
-    while low < high {
-        let mid = (low + high) / 2;
-        if lag_at(mid) < LAG_RATIO_TARGET {
-            high = mid;
-        } else {
-            low = mid + 1;
+        let measured = ChannelSize::of(&result, capacity);
+        let answered = measured.steady_overload || measured.capacity.is_some();
+        size = Some(measured);
+        if answered {
+            break;
         }
     }
-    Recommendation {
-        capacity: (low <= MAX_EXPONENT).then(|| 1usize << low),
-        tried: lag.iter().map(|(e, l)| (1usize << e, *l)).collect(),
-    }
+    size.expect("at least one channel is measured")
 }
 
 fn percent(ratio: f64) -> String {
@@ -280,17 +317,6 @@ fn conclusion(s: &ScenarioReport) -> Vec<String> {
     } else {
         s.under_1pct_lag.join(", ")
     };
-    let size = match s.channel_size.capacity {
-        Some(capacity) => format!("{capacity} events keeps lag under 1%"),
-        None => "no capacity up to 2^20 keeps lag under 1%: the consumer is overloaded on average"
-            .to_owned(),
-    };
-    let tried: Vec<String> = s
-        .channel_size
-        .tried
-        .iter()
-        .map(|(c, l)| format!("{c}: {}", percent(*l)))
-        .collect();
     vec![
         format!(
             "verdict on {}: lag {}, duplicate invs {}, average peers {:.0} -> {}",
@@ -301,7 +327,41 @@ fn conclusion(s: &ScenarioReport) -> Vec<String> {
             b.verdict
         ),
         format!("under 1% lag: {fixes}"),
-        format!("channel size: {size} (tried {})", tried.join(", ")),
+        format!("channel size: {}", s.channel_size.describe()),
+    ]
+}
+
+/// The figures section: the scaling document's memory and pressure claims on this traffic.
+fn figure_lines(s: &ScenarioReport) -> Vec<String> {
+    let f = &s.figures;
+    let memory: Vec<String> = f
+        .memory
+        .iter()
+        .map(|m| {
+            format!(
+                "{} {} x {}B = {} fixed + {} held ({:.2}x)",
+                m.design,
+                m.slots,
+                m.slot_bytes,
+                bytes(m.fixed_bytes),
+                bytes(m.peak_held_payload_bytes),
+                m.vs_baseline
+            )
+        })
+        .collect();
+    vec![
+        format!(
+            "figures: an event is {}B, a broadcast slot {}B; memory, fixed slots plus peak held payload, against {BASELINE}: {}",
+            f.event_bytes,
+            f.slot_bytes,
+            memory.join("; ")
+        ),
+        format!(
+            "figures: deduplication keeps {} of the events out of the channel; with {} subscriber(s) shared bodies save {} of payload memory",
+            percent(f.dedup_event_share),
+            f.subscribers,
+            percent(f.zero_copy_memory_saving)
+        ),
     ]
 }
 
@@ -341,7 +401,7 @@ pub fn render_table(report: &Report) -> String {
         for r in &rows {
             let _ = writeln!(out, "{}", line(r));
         }
-        for text in conclusion(s) {
+        for text in conclusion(s).into_iter().chain(figure_lines(s)) {
             let _ = writeln!(out, "{text}");
         }
         out.push('\n');
@@ -464,7 +524,7 @@ lagged / (received + lagged); criteria are the scaling document's: lag &lt; 1%, 
             html.push_str("</tr>");
         }
         html.push_str("</table><div class=\"verdict\">");
-        for text in conclusion(s) {
+        for text in conclusion(s).into_iter().chain(figure_lines(s)) {
             let _ = write!(html, "<p>{}</p>", escape(&text));
         }
         html.push_str("</div>");

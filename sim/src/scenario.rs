@@ -36,7 +36,7 @@ const fn secs(n: u64) -> Duration {
 }
 
 /// The names, in report order.
-pub const NAMES: [&str; 9] = [
+pub const NAMES: [&str; 10] = [
     "testnet-10-burst-250",
     "stress-100-peers",
     "sustained-1000-blocks",
@@ -46,6 +46,7 @@ pub const NAMES: [&str; 9] = [
     "slow-consumer-burst",
     "healthy-under-load",
     "transient-spike",
+    "steady-overload",
 ];
 
 pub fn all() -> Vec<Scenario> {
@@ -182,6 +183,20 @@ pub fn by_name(name: &str) -> Option<Scenario> {
             },
             cost: ConsumerCost {
                 message: us(60),
+                ..cost
+            },
+            duration: secs(60),
+        },
+        "steady-overload" => Scenario {
+            name: "steady-overload",
+            summary: "60 peers, 20% duplicate invs, 600 us per message: the consumer is slower than the traffic, all the time.",
+            workload: WorkloadConfig {
+                peers: 60,
+                duplicate_ratio: 0.2,
+                ..base
+            },
+            cost: ConsumerCost {
+                message: us(600),
                 ..cost
             },
             duration: secs(60),

@@ -234,8 +234,15 @@ pub struct RunResult {
     /// Highest fill (queued / capacity) of any channel, and which.
     pub peak_channel_usage_ratio: f64,
     pub peak_channel: String,
+    /// Most events queued in any one channel at once.
+    pub peak_queued: u64,
     /// Highest payload bytes held by queued events.
     pub peak_held_payload_bytes: u64,
+    /// Subscribers that took or lost events.
+    pub subscribers: u64,
+    /// Time the node's one consumer loop spent handling events; none where several loops share
+    /// the work.
+    pub consumer_busy_seconds: Option<f64>,
     pub average_peers: f64,
     pub criteria: Criteria,
     pub pass: bool,
@@ -288,6 +295,7 @@ impl Stats {
         series: Vec<Sample>,
         average_peers: f64,
         peak_held_payload_bytes: u64,
+        consumer_busy: Option<Duration>,
     ) -> RunResult {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let (worst_subscriber, lag_ratio) = inner
@@ -357,7 +365,10 @@ impl Stats {
             block_propagation_p99_seconds: p99,
             peak_channel_usage_ratio,
             peak_channel,
+            peak_queued: inner.channels.iter().map(|c| c.b).max().unwrap_or(0),
             peak_held_payload_bytes,
+            subscribers: inner.subscribers.len() as u64,
+            consumer_busy_seconds: consumer_busy.map(|d| d.as_secs_f64()),
             average_peers,
             pass: criteria.all(),
             criteria,

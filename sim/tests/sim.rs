@@ -9,13 +9,16 @@ use std::time::Duration;
 use p2p_observe::{Observation, Observer};
 use p2p_router::block::encode_block;
 use p2p_router::rng::SplitMix64;
-use p2p_router::PeerSink;
+use p2p_router::{broadcast_slot_bytes, PeerSink, EVENT_CHANNEL_SIZE};
 use p2p_router::{
     BlockHeader, InvType, Inventory, InventoryItem, NetMessage, PeerEvent, PeerId, Router,
     VersionInfo,
 };
-use p2p_sim::design::{Actor, Dedup, Segmented, Sharded, SharedEvent, SharedMessage, ZeroCopy};
-use p2p_sim::report::{render_json, simulate};
+use p2p_sim::design::{
+    Actor, Broadcast, Dedup, Segmented, Sharded, SharedEvent, SharedMessage, ZeroCopy,
+};
+use p2p_sim::driver::run_design;
+use p2p_sim::report::{render_json, simulate, ChannelSize};
 use p2p_sim::scenario;
 use p2p_sim::{run, Design, DesignKind};
 use p2p_workload::ConsumerCost;
@@ -343,4 +346,129 @@ fn a_simulated_hour_of_stress_100_peers_runs_in_the_suite() {
         result.events_sent
     );
     assert!(result.events_lost > 0, "the bursts overflow 2048");
+}
+
+/// The channel-size answer for a scenario on the node's router, run for `duration`.
+fn channel_size(name: &str, duration: Duration) -> ChannelSize {
+    let scenario = scenario::by_name(name).unwrap();
+    let report = simulate(
+        &[scenario],
+        &[DesignKind::Broadcast2048],
+        Some(duration),
+        1,
+        &mut |_, _, _| {},
+    );
+    report.scenarios[0].channel_size.clone()
+}
+
+#[test]
+fn the_channel_size_answer_is_the_same_for_a_run_twice_as_long() {
+    // None: steady overload, which no capacity fixes.
+    for (name, expected) in [
+        ("peer-surge", None),
+        ("slow-consumer-burst", Some(8192)),
+        ("steady-overload", None),
+    ] {
+        let duration = scenario::by_name(name).unwrap().duration;
+        for run in [duration, 2 * duration] {
+            let size = channel_size(name, run);
+            assert_eq!(size.capacity, expected, "{name} for {run:?}: {size:?}");
+            assert_eq!(size.steady_overload, expected.is_none(), "{name}: {size:?}");
+            assert_eq!(size.peak_backlog.is_some(), expected.is_some(), "{name}");
+        }
+    }
+}
+
+#[test]
+fn the_channel_that_holds_the_largest_burst_loses_nothing_and_half_of_it_loses() {
+    let scenario = scenario::by_name("slow-consumer-burst").unwrap();
+    let size = channel_size(scenario.name, scenario.duration);
+    let capacity = size.capacity.unwrap();
+    assert!(
+        size.peak_backlog.unwrap() as usize > capacity / 2,
+        "{size:?}"
+    );
+    let lost = |capacity: usize| {
+        run_design(
+            &scenario,
+            "check",
+            &|max_peers, cost, observer| {
+                Box::new(Broadcast::new(capacity, max_peers, cost, observer))
+            },
+            scenario.duration,
+            1,
+            &mut |_| {},
+        )
+        .events_lost
+    };
+    assert_eq!(lost(capacity), 0);
+    assert!(lost(capacity / 2) > 0);
+}
+
+#[test]
+fn the_reports_memory_figures_follow_from_the_nodes_types() {
+    let scenario = scenario::by_name("dup-storm").unwrap();
+    let designs = [
+        DesignKind::Broadcast2048,
+        DesignKind::Dedup,
+        DesignKind::Segmented,
+        DesignKind::ZeroCopy,
+    ];
+    let report = simulate(
+        &[scenario],
+        &designs,
+        Some(Duration::from_secs(10)),
+        1,
+        &mut |_, _, _| {},
+    );
+    let s = &report.scenarios[0];
+    let f = &s.figures;
+    let slot = broadcast_slot_bytes::<PeerEvent>() as u64;
+    assert_eq!(f.event_bytes, std::mem::size_of::<PeerEvent>() as u64);
+    assert_eq!(f.slot_bytes, slot);
+    let memory = |design: &str| f.memory.iter().find(|m| m.design == design).unwrap();
+    let run = |design: &str| s.runs.iter().find(|r| r.design == design).unwrap();
+    let baseline = memory("broadcast-2048");
+    assert_eq!(baseline.fixed_bytes, EVENT_CHANNEL_SIZE as u64 * slot);
+    assert_eq!(baseline.vs_baseline, 1.0);
+    let segmented: u64 = p2p_sim::design::SEGMENTS
+        .iter()
+        .map(|(_, c)| *c as u64)
+        .sum();
+    assert_eq!(memory("segmented").fixed_bytes, segmented * slot);
+    assert_eq!(
+        memory("zero-copy").slot_bytes,
+        broadcast_slot_bytes::<SharedEvent>() as u64
+    );
+    let held = |design: &str| memory(design).fixed_bytes + run(design).peak_held_payload_bytes;
+    assert_eq!(
+        memory("segmented").vs_baseline,
+        held("segmented") as f64 / held("broadcast-2048") as f64
+    );
+    // What the figure says deduplication removes is what the dedup design dropped.
+    let dedup = run("dedup");
+    assert!(dedup.inv_dropped > 0);
+    assert_eq!(
+        f.dedup_event_share,
+        dedup.inv_dropped as f64 / (dedup.events_sent + dedup.inv_dropped) as f64
+    );
+    assert_eq!(
+        dedup.events_sent + dedup.inv_dropped,
+        run("broadcast-2048").events_sent
+    );
+    // One subscriber: nothing for shared bodies to save.
+    assert_eq!(f.subscribers, 1);
+    assert_eq!(f.zero_copy_memory_saving, 0.0);
+    let mut two = run("broadcast-2048").clone();
+    two.subscribers = 2;
+    let two = p2p_sim::figures::figures(std::slice::from_ref(&two), &two);
+    assert_eq!(two.zero_copy_memory_saving, 0.5);
+}
+
+#[test]
+fn steady_overload_is_fixed_only_by_running_several_consumer_loops() {
+    assert_eq!(
+        under_1pct("steady-overload"),
+        ["segmented", "sharded", "actor"]
+    );
 }

@@ -87,3 +87,42 @@ fn an_unknown_name_is_one_line_listing_the_valid_ones_and_exit_2() {
         assert!(stderr.contains(valid), "{stderr}");
     }
 }
+
+#[test]
+fn steady_overload_says_no_channel_size_fixes_it_and_the_figures_are_the_nodes() {
+    let output = simulate(&[
+        "--scenario",
+        "steady-overload",
+        "--design",
+        "broadcast-2048",
+        "--duration",
+        "20s",
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    let table = String::from_utf8(output.stdout).unwrap();
+    let line = |prefix: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} line in {table}"))
+            .to_owned()
+    };
+    let size = line("channel size: ");
+    assert!(
+        size.starts_with("channel size: steady overload: ")
+            && size.ends_with("no channel size fixes it"),
+        "{size}"
+    );
+    let memory = line("figures: an event is ");
+    assert!(
+        memory.starts_with(
+            "figures: an event is 184B, a broadcast slot 208B; memory, fixed slots plus peak held payload, against broadcast-2048: broadcast-2048 2048 x 208B = 416.0KiB fixed"
+        ),
+        "{memory}"
+    );
+    let shares = line("figures: deduplication keeps ");
+    assert!(
+        shares.ends_with("with 1 subscriber(s) shared bodies save 0.00% of payload memory"),
+        "{shares}"
+    );
+}

@@ -115,14 +115,26 @@ impl Inbox for Subscriber {
 pub struct VirtualConsumer<I> {
     pub inbox: I,
     busy_until: Instant,
+    created: Instant,
+    /// Time it found its inbox empty: what its service rate is measured without.
+    idle: Duration,
 }
 
 impl<I: Inbox> VirtualConsumer<I> {
     pub fn new(inbox: I) -> VirtualConsumer<I> {
+        let now = Instant::now();
         VirtualConsumer {
             inbox,
-            busy_until: Instant::now(),
+            busy_until: now,
+            created: now,
+            idle: Duration::ZERO,
         }
+    }
+
+    /// Time spent handling events from its creation to `now`.
+    pub fn busy(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.created)
+            .saturating_sub(self.idle)
     }
 
     /// Takes and handles every event the loop would have started on before `now`. Events sent at
@@ -139,6 +151,7 @@ impl<I: Inbox> VirtualConsumer<I> {
                 Ok(done) => self.busy_until = done,
                 Err(TryRecvError::Lagged(_)) => {}
                 Err(_) => {
+                    self.idle += now - self.busy_until;
                     self.busy_until = now;
                     return;
                 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use p2p_router::block::encode_block;
 use p2p_router::{
     BlockHeader, InvType, Inventory, InventoryItem, NetMessage, NodeAddr, PeerId, PeerSink, Router,
-    VersionInfo,
+    Version, VersionInfo,
 };
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -194,10 +194,7 @@ impl<S: PeerSink> LoadGenerator<S> {
             self.peers.push(peer);
             let index = self.peers.len() - 1;
             let handshake = [
-                NetMessage::Version(VersionInfo {
-                    protocol: 70016,
-                    best_height: self.tip.height,
-                }),
+                NetMessage::Version(Version::new(70016, self.tip.height)),
                 NetMessage::VerAck,
                 NetMessage::GetHeaders {
                     locator: vec![self.tip.hash],

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use p2p_observe::Observer;
 use p2p_router::{NetMessage, PeerId, PeerSink, Router, RouterError, Subscriber, VersionInfo};
@@ -87,5 +88,9 @@ impl Design for Broadcast {
     fn held_bytes(&mut self) -> u64 {
         self.held.trim(self.router.queued());
         self.held.total()
+    }
+
+    fn consumer_busy(&mut self, now: Instant) -> Option<Duration> {
+        Some(self.consumer.busy(now))
     }
 }

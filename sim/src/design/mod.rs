@@ -6,9 +6,12 @@ use std::collections::HashSet;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use p2p_observe::{Direction, DisconnectReason, Observation, Observer};
-use p2p_router::{NetMessage, PeerId, PeerSink, PeerSummary, RouterError, VersionInfo};
+use p2p_router::{
+    NetMessage, PeerId, PeerSink, PeerSummary, RouterError, VersionInfo, EVENT_CHANNEL_SIZE,
+};
 use p2p_workload::ConsumerCost;
 use tokio::time::Instant;
 
@@ -24,7 +27,7 @@ pub use actor::{Actor, MAILBOXES, MAILBOX_CAPACITY};
 pub use broadcast::Broadcast;
 pub use dedup::{inv_window, Dedup, DEDUP_WINDOW};
 pub use segmented::{segment_of, Segmented, SEGMENTS};
-pub use sharded::{Sharded, SHARD_CAPACITY};
+pub use sharded::{Sharded, SHARDS, SHARD_CAPACITY};
 pub use zero_copy::{SharedEvent, SharedMessage, ZeroCopy};
 
 /// The node's consumer loop subscribes under this name.
@@ -68,6 +71,18 @@ impl DesignKind {
         }
     }
 
+    /// The capacity of the design's one channel; `None` for the designs with several.
+    pub fn capacity(self) -> Option<usize> {
+        match self {
+            DesignKind::Broadcast2048 | DesignKind::Dedup | DesignKind::ZeroCopy => {
+                Some(EVENT_CHANNEL_SIZE)
+            }
+            DesignKind::Broadcast4096 => Some(2 * EVENT_CHANNEL_SIZE),
+            DesignKind::Broadcast8192 => Some(4 * EVENT_CHANNEL_SIZE),
+            DesignKind::Segmented | DesignKind::Sharded | DesignKind::Actor => None,
+        }
+    }
+
     pub fn parse(name: &str) -> Option<DesignKind> {
         DesignKind::ALL.into_iter().find(|k| k.name() == name)
     }
@@ -105,6 +120,11 @@ pub trait Design: PeerSink + Send {
     fn catch_up(&mut self, now: Instant);
     /// Payload bytes held by the events queued in the design's channels or mailboxes.
     fn held_bytes(&mut self) -> u64;
+    /// Time the node's one consumer loop spent handling events up to `now`; `None` where the
+    /// work is split over several loops.
+    fn consumer_busy(&mut self, _now: Instant) -> Option<Duration> {
+        None
+    }
 }
 
 impl<T: Design + ?Sized> Design for Box<T> {
@@ -114,6 +134,10 @@ impl<T: Design + ?Sized> Design for Box<T> {
 
     fn held_bytes(&mut self) -> u64 {
         (**self).held_bytes()
+    }
+
+    fn consumer_busy(&mut self, now: Instant) -> Option<Duration> {
+        (**self).consumer_busy(now)
     }
 }
 
@@ -191,5 +215,9 @@ impl<S: Design> Design for p2p_recording::RecordingSink<S> {
 
     fn held_bytes(&mut self) -> u64 {
         self.inner_mut().held_bytes()
+    }
+
+    fn consumer_busy(&mut self, now: Instant) -> Option<Duration> {
+        self.inner_mut().consumer_busy(now)
     }
 }

@@ -13,7 +13,7 @@ use super::multi_channel::{multi_channel_design, MultiChannel};
 use super::Design;
 use crate::channel::Receiver;
 
-const SHARDS: [&str; 8] = [
+pub const SHARDS: [&str; 8] = [
     "shard0", "shard1", "shard2", "shard3", "shard4", "shard5", "shard6", "shard7",
 ];
 /// Capacity of each shard's channel: the node's channel, per shard.
