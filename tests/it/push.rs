@@ -278,6 +278,23 @@ fn agents_push_over_tls_every_node_arrives_an_outage_replays_and_a_wrong_passwor
     instances.sort_unstable();
     assert_eq!(instances, names);
 
+    // The testnet's rules run centrally too. The nodes are minutes old, so there is no fleet
+    // verdict yet: all of them count as insufficient data, none is covered, no verdict recorded.
+    let fleet = wait_for(
+        "the testnet's nodes per verdict centrally",
+        Duration::from_secs(60),
+        || {
+            let result = central.query(r#"job:p2p_decision:nodes{verdict="insufficient_data"}"#);
+            (result.len() == 1).then_some(result)
+        },
+    );
+    assert_eq!(fleet[0]["value"][1], names.len().to_string(), "{fleet:?}");
+    assert_eq!(
+        central.query("job:p2p_decision:coverage_ratio")[0]["value"][1],
+        "0"
+    );
+    assert!(central.query("job:p2p_decision:verdict").is_empty());
+
     // The wrong password: refused (401 is not retried, so the agent counts the samples failed),
     // and nothing of that node is written.
     wait_for(
