@@ -493,7 +493,12 @@ fn spans_arrive_over_tls(
         "{:?}",
         span.headers
     );
-    assert!(trusting.value("p2p_exporter_spans_exported_total") > 0.0);
+    // The receiver has the spans before the exporter has its answer and counts them exported.
+    wait_for(
+        "the trusting exporter to count its spans exported",
+        Duration::from_secs(60),
+        || (trusting.value("p2p_exporter_spans_exported_total") > 0.0).then_some(()),
+    );
     wait_for(
         "the untrusting exporter's spans to fail",
         Duration::from_secs(60),
